@@ -1,0 +1,415 @@
+"""SVR and Q-SVR learning-curve predictors behind the :class:`BasePredictor` contract.
+
+Both fitted regressors are kernel expansions ``f(x) = sum_j c_j k(x, s_j) + b`` (Q-SVR's
+sample combinations and ensembles are linear too), so one JSON format and one prediction
+path serve both: predictions are computed from the stored arrays before and after a round
+trip, which makes them identical by construction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.preprocessing import MinMaxScaler
+
+from optuna_qsvr.predictors._base import (
+    BasePredictor,
+    ModelFormatError,
+    NotEnoughCurvesError,
+    Params,
+)
+from optuna_qsvr.predictors._features import FEATURE_KINDS, ParamEncoder, curve_features
+
+FORMAT = "optuna-qsvr/predictor"
+VERSION = 1
+MIN_CURVES = 3
+# Bounds on what a stored model may hold: a hostile record must not exhaust memory.
+_MAX_SUPPORT = 100_000
+_MAX_FEATURES = 10_000
+_MAX_JSON_CHARS = 64 * 1024 * 1024
+
+
+class _KernelCurvePredictor(BasePredictor):
+    kind = ""
+
+    def __init__(
+        self, *, features: Sequence[str] = ("curve",), cv: int = 5, random_state: int | None = 0
+    ) -> None:
+        bad = [k for k in features if k not in FEATURE_KINDS]
+        if bad or not features:
+            raise ValueError(f"features must be a non-empty subset of {FEATURE_KINDS}, got {features}")
+        if cv < 0 or cv == 1:
+            raise ValueError(f"cv must be 0 (no uncertainty) or >= 2 folds, got {cv}")
+        self.features = tuple(features)
+        self.cv = cv
+        self.random_state = random_state
+        self._fitted: dict[str, Any] | None = None
+
+    # -- subclass hooks --------------------------------------------------------------
+    def _make_estimator(self) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _expansion(est: Any) -> tuple[np.ndarray, np.ndarray, float, float]:
+        raise NotImplementedError
+
+    def _estimator_info(self, est: Any) -> dict[str, Any]:
+        return {}
+
+    # -- BasePredictor ---------------------------------------------------------------
+    def fit(
+        self, curves: np.ndarray, targets: np.ndarray, params: Params | None = None
+    ) -> _KernelCurvePredictor:
+        curves = np.array(curves, dtype=float, ndmin=2)
+        targets = np.asarray(targets, dtype=float).ravel()
+        if curves.shape[0] != targets.shape[0]:
+            raise ValueError(f"{curves.shape[0]} curves but {targets.shape[0]} targets")
+        if not np.all(np.isfinite(targets)):
+            raise ValueError("targets must be finite")
+        if curves.shape[0] < MIN_CURVES:
+            raise NotEnoughCurvesError(
+                f"need at least {MIN_CURVES} curves to fit, got {curves.shape[0]}"
+            )
+        start = time.perf_counter()
+        encoder = ParamEncoder().fit(params) if "params" in self.features and params else None
+        kinds = self.features if encoder is not None else tuple(
+            k for k in self.features if k != "params"
+        ) or ("curve",)
+        X = curve_features(curves, params, kinds=kinds, encoder=encoder)
+        x_scaler = MinMaxScaler().fit(X)
+        y_scaler = MinMaxScaler().fit(targets[:, None])
+        Xs = _impute(x_scaler.transform(X))
+        ys = y_scaler.transform(targets[:, None]).ravel()
+        est = self._make_estimator()
+        est.fit(Xs, ys)
+        sv, coef, intercept, gamma = self._expansion(est)
+        sigma = math.nan
+        if self.cv:
+            folds = KFold(min(self.cv, len(ys)), shuffle=True, random_state=self.random_state)
+            pred = cross_val_predict(clone(est), Xs, ys, cv=folds)
+            resid = targets - y_scaler.inverse_transform(pred[:, None]).ravel()
+            sigma = float(np.sqrt(np.mean(resid**2)))
+        self._fitted = {
+            "kinds": list(kinds),
+            "n_steps": int(curves.shape[1]),
+            "x_scaler": x_scaler,
+            "y_scaler": y_scaler,
+            "encoder": encoder,
+            "support_vectors": sv,
+            "dual_coef": coef,
+            "intercept": float(intercept),
+            "gamma": float(gamma),
+            "sigma": sigma,
+            "info": {
+                "n_train": int(len(ys)),
+                "fit_seconds": time.perf_counter() - start,
+                **self._estimator_info(est),
+            },
+        }
+        return self
+
+    def predict(
+        self, curves: np.ndarray, params: Params | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        f = self._require_fitted()
+        curves = np.array(curves, dtype=float, ndmin=2)
+        if curves.shape[1] != f["n_steps"]:
+            raise ValueError(
+                f"fitted on curves of {f['n_steps']} steps, got {curves.shape[1]} steps"
+            )
+        X = curve_features(curves, params, kinds=f["kinds"], encoder=f["encoder"])
+        Xs = _impute(f["x_scaler"].transform(X))
+        ys = rbf_kernel(Xs, f["support_vectors"], gamma=f["gamma"]) @ f["dual_coef"]
+        mean = f["y_scaler"].inverse_transform((ys + f["intercept"])[:, None]).ravel()
+        return mean, np.full(mean.shape, f["sigma"])
+
+    @property
+    def fit_info(self) -> dict[str, Any]:
+        """Diagnostics of the fit: training size, seconds, estimator details."""
+        return dict(self._require_fitted()["info"])
+
+    @property
+    def sigma_(self) -> float:
+        """Cross-validated RMS forecast error in the target's units (``NaN`` if ``cv=0``)."""
+        return float(self._require_fitted()["sigma"])
+
+    def _require_fitted(self) -> dict[str, Any]:
+        if self._fitted is None:
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet")
+        return self._fitted
+
+    # -- JSON ------------------------------------------------------------------------
+    def to_json(self) -> str:
+        f = self._require_fitted()
+        doc = {
+            "format": FORMAT,
+            "version": VERSION,
+            "kind": self.kind,
+            "features": list(self.features),
+            "kinds": f["kinds"],
+            "n_steps": f["n_steps"],
+            "x_scaler": _scaler_to_dict(f["x_scaler"]),
+            "y_scaler": _scaler_to_dict(f["y_scaler"]),
+            "param_columns": None if f["encoder"] is None else f["encoder"].to_dict(),
+            "support_vectors": f["support_vectors"].tolist(),
+            "dual_coef": f["dual_coef"].tolist(),
+            "intercept": f["intercept"],
+            "gamma": f["gamma"],
+            "sigma": None if math.isnan(f["sigma"]) else f["sigma"],
+            "info": f["info"],
+        }
+        return json.dumps(doc, allow_nan=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> _KernelCurvePredictor:
+        doc = _parse(text)
+        if cls.kind and doc["kind"] != cls.kind:
+            raise ModelFormatError(f"record holds a {doc['kind']!r} predictor, not {cls.kind!r}")
+        return _build(doc)
+
+
+class SVRPredictor(_KernelCurvePredictor):
+    """The reference's classical predictor: scikit-learn ``NuSVR`` on MinMax-scaled curves.
+
+    Its forecast error ``sigma_`` is the RMS of cross-validated residuals (Baker et al.),
+    which the pruner's probabilistic rule uses.
+
+    Args:
+        features: feature blocks (see :func:`curve_features`); the reference uses the curve.
+        cv: folds for the error estimate; ``0`` skips it.
+        random_state: seeds the folds.
+        nu, C, gamma: ``NuSVR`` parameters, the reference's defaults.
+
+    Example:
+
+        .. code-block:: python
+
+            import numpy as np
+            from optuna_qsvr import SVRPredictor
+
+            rng = np.random.default_rng(0)
+            rates = rng.uniform(0.1, 1.0, 30)
+            curves = 1 - np.exp(-np.outer(rates, np.arange(1, 6)))
+            final = 1 - np.exp(-rates * 20)
+            mean, std = SVRPredictor().fit(curves, final).predict(curves[:3])
+    """
+
+    kind = "svr"
+
+    def __init__(
+        self,
+        *,
+        features: Sequence[str] = ("curve",),
+        cv: int = 5,
+        random_state: int | None = 0,
+        nu: float = 0.5,
+        C: float = 1.0,
+        gamma: float | str = "scale",
+    ) -> None:
+        super().__init__(features=features, cv=cv, random_state=random_state)
+        self.nu, self.C, self.gamma = nu, C, gamma
+
+    def _make_estimator(self) -> Any:
+        from sklearn.svm import NuSVR
+
+        return NuSVR(nu=self.nu, C=self.C, gamma=self.gamma)
+
+    @staticmethod
+    def _expansion(est: Any) -> tuple[np.ndarray, np.ndarray, float, float]:
+        return (
+            np.asarray(est.support_vectors_, dtype=float),
+            np.asarray(est.dual_coef_, dtype=float).ravel(),
+            float(est.intercept_[0]),
+            float(est._gamma),  # the value "scale" resolved to at fit time
+        )
+
+    def _estimator_info(self, est: Any) -> dict[str, Any]:
+        return {"estimator": "NuSVR", "n_support": int(len(est.support_))}
+
+
+class QSVRPredictor(_KernelCurvePredictor):
+    """Q-SVR learning-curve predictor: the SVR dual solved as a QUBO by an annealer.
+
+    Args:
+        features, cv, random_state: as :class:`SVRPredictor`. ``cv`` defaults to ``0``:
+            each fold is another annealer call, which costs QPU time on real hardware.
+        **qsvr_params: parameters of :class:`~optuna_qsvr.QSVR` (``annealer``, ``num_reads``,
+            ``max_points``, ...). ``annealer`` defaults to simulated annealing.
+    """
+
+    kind = "qsvr"
+
+    def __init__(
+        self,
+        *,
+        features: Sequence[str] = ("curve",),
+        cv: int = 0,
+        random_state: int | None = 0,
+        **qsvr_params: Any,
+    ) -> None:
+        super().__init__(features=features, cv=cv, random_state=random_state)
+        self.qsvr_params = qsvr_params
+
+    def _make_estimator(self) -> Any:
+        from optuna_qsvr.predictors._qsvr import QSVR
+
+        return QSVR(random_state=self.random_state, **self.qsvr_params)
+
+    @staticmethod
+    def _expansion(est: Any) -> tuple[np.ndarray, np.ndarray, float, float]:
+        return (
+            np.asarray(est.support_vectors_, dtype=float),
+            np.asarray(est.dual_coef_, dtype=float).ravel(),
+            float(est.intercept_),
+            float(est.gamma),
+        )
+
+    def _estimator_info(self, est: Any) -> dict[str, Any]:
+        annealer = est.annealer if isinstance(est.annealer, str) else type(est.annealer).__name__
+        return {
+            "estimator": "QSVR",
+            "annealer": annealer,
+            "n_estimators": int(getattr(est, "n_estimators_", 1)),
+            "anneal_seconds": float(getattr(est, "anneal_seconds_", math.nan)),
+        }
+
+
+_KINDS: dict[str, type[_KernelCurvePredictor]] = {"svr": SVRPredictor, "qsvr": QSVRPredictor}
+
+
+def load_predictor(text: str) -> _KernelCurvePredictor:
+    """Rebuild any fitted predictor from its JSON; malformed records raise ModelFormatError."""
+    return _build(_parse(text))
+
+
+def _impute(Xs: np.ndarray) -> np.ndarray:
+    # A hyperparameter absent from a trial (conditional spaces) sits mid-range after scaling.
+    return np.where(np.isfinite(Xs), Xs, 0.5)
+
+
+def _scaler_to_dict(s: MinMaxScaler) -> dict[str, list[float]]:
+    return {"data_min": s.data_min_.tolist(), "data_max": s.data_max_.tolist()}
+
+
+def _scaler_from_dict(d: Any, n: int, name: str) -> MinMaxScaler:
+    if not isinstance(d, dict) or set(d) != {"data_min", "data_max"}:
+        raise ModelFormatError(f"{name} must hold exactly data_min and data_max")
+    lo = _array(d["data_min"], f"{name}.data_min", (n,))
+    hi = _array(d["data_max"], f"{name}.data_max", (n,))
+    if np.any(hi < lo):
+        raise ModelFormatError(f"{name}: data_max below data_min")
+    # Refit on the two extreme rows: the scaler is rebuilt by scikit-learn, not by hand.
+    return MinMaxScaler().fit(np.vstack([lo, hi]))
+
+
+def _array(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ModelFormatError(f"{name} is not a numeric array") from err
+    if arr.shape != shape:
+        raise ModelFormatError(f"{name} has shape {arr.shape}, expected {shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ModelFormatError(f"{name} holds non-finite numbers")
+    return arr
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelFormatError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _parse(text: str) -> dict[str, Any]:
+    if isinstance(text, bytes):
+        raise ModelFormatError("a predictor record must be JSON text, not bytes")
+    if not isinstance(text, str):
+        raise ModelFormatError(f"a predictor record must be a str, got {type(text).__name__}")
+    if len(text) > _MAX_JSON_CHARS:
+        raise ModelFormatError(f"predictor record too large ({len(text)} characters)")
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as err:
+        raise ModelFormatError(f"predictor record is not valid JSON: {err}") from err
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFormatError(f"not an {FORMAT} record")
+    if doc.get("version") != VERSION:
+        raise ModelFormatError(f"unsupported predictor record version {doc.get('version')!r}")
+    if doc.get("kind") not in _KINDS:
+        raise ModelFormatError(f"unknown predictor kind {doc.get('kind')!r}")
+    return doc
+
+
+def _reject_constant(name: str) -> None:
+    raise ModelFormatError(f"predictor record holds {name}, which JSON does not allow")
+
+
+def _build(doc: dict[str, Any]) -> _KernelCurvePredictor:
+    required = {
+        "features", "kinds", "n_steps", "x_scaler", "y_scaler", "param_columns",
+        "support_vectors", "dual_coef", "intercept", "gamma", "sigma", "info",
+    }
+    missing = required - set(doc)
+    if missing:
+        raise ModelFormatError(f"predictor record lacks {sorted(missing)}")
+    kinds = doc["kinds"]
+    if not isinstance(kinds, list) or not kinds or any(k not in FEATURE_KINDS for k in kinds):
+        raise ModelFormatError(f"bad feature kinds {kinds!r}")
+    features = doc["features"]
+    if not isinstance(features, list) or any(k not in FEATURE_KINDS for k in features):
+        raise ModelFormatError(f"bad features {features!r}")
+    n_steps = doc["n_steps"]
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= 100_000:
+        raise ModelFormatError(f"bad n_steps {n_steps!r}")
+    encoder = None
+    if doc["param_columns"] is not None:
+        encoder = ParamEncoder.from_dict(doc["param_columns"])
+    if ("params" in kinds) != (encoder is not None):
+        raise ModelFormatError("param features and param columns disagree")
+    n_features = (
+        ("curve" in kinds) * n_steps
+        + ("diff1" in kinds) * max(n_steps - 1, 0)
+        + ("diff2" in kinds) * max(n_steps - 2, 0)
+        + (len(encoder.columns_) if encoder is not None else 0)
+    )
+    if not 1 <= n_features <= _MAX_FEATURES:
+        raise ModelFormatError(f"bad feature count {n_features}")
+    sv_raw = doc["support_vectors"]
+    if not isinstance(sv_raw, list) or not 1 <= len(sv_raw) <= _MAX_SUPPORT:
+        raise ModelFormatError("support_vectors must be a non-empty list of bounded size")
+    sv = _array(sv_raw, "support_vectors", (len(sv_raw), n_features))
+    coef = _array(doc["dual_coef"], "dual_coef", (len(sv_raw),))
+    gamma = _number(doc["gamma"], "gamma")
+    if gamma <= 0:
+        raise ModelFormatError(f"gamma must be positive, got {gamma}")
+    sigma = math.nan if doc["sigma"] is None else _number(doc["sigma"], "sigma")
+    info = doc["info"]
+    if not isinstance(info, dict) or any(
+        not isinstance(v, (str, int, float, type(None))) for v in info.values()
+    ):
+        raise ModelFormatError("info must be a flat mapping of plain values")
+    cls = _KINDS[doc["kind"]]
+    pred = cls.__new__(cls)
+    _KernelCurvePredictor.__init__(pred, features=tuple(features), cv=0)
+    pred._fitted = {
+        "kinds": kinds,
+        "n_steps": n_steps,
+        "x_scaler": _scaler_from_dict(doc["x_scaler"], n_features, "x_scaler"),
+        "y_scaler": _scaler_from_dict(doc["y_scaler"], 1, "y_scaler"),
+        "encoder": encoder,
+        "support_vectors": sv,
+        "dual_coef": coef,
+        "intercept": _number(doc["intercept"], "intercept"),
+        "gamma": gamma,
+        "sigma": sigma,
+        "info": info,
+    }
+    return pred

@@ -1,0 +1,89 @@
+"""Hyperband's brackets and rungs with Swift's decision steps, in integer arithmetic."""
+
+from __future__ import annotations
+
+import binascii
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+
+@dataclass(frozen=True)
+class Rung:
+    """Rung ``index`` of bracket ``bracket``: trials train from ``previous`` to ``budget``
+    epochs; Swift decides at ``decision_step`` (``None`` when no step lies strictly between,
+    so successive halving alone decides at ``budget``)."""
+
+    bracket: int
+    index: int
+    previous: int
+    budget: int
+    decision_step: int | None
+    is_last: bool
+
+
+@dataclass(frozen=True)
+class Schedule:
+    min_resource: int
+    max_resource: int
+    reduction_factor: int
+    known_curve: float
+
+    @cached_property
+    def s_max(self) -> int:
+        # Integer search: math.log(243, 3) is 4.999... and would lose a bracket.
+        s = 0
+        while self.min_resource * self.reduction_factor ** (s + 1) <= self.max_resource:
+            s += 1
+        return s
+
+    @cached_property
+    def bracket_sizes(self) -> tuple[int, ...]:
+        """Hyperband's ``n`` per bracket ``s = 0..s_max``: ``ceil((s_max + 1) eta^s / (s + 1))``."""
+        eta, n = self.reduction_factor, self.s_max + 1
+        return tuple(-(-n * eta**s // (s + 1)) for s in range(n))
+
+    def bracket_of(self, study_name: str, trial_number: int) -> int:
+        """The bracket ``s`` of a trial: the same in every process (crc32, as Optuna's)."""
+        n = binascii.crc32(f"{study_name}_{trial_number}".encode()) % sum(self.bracket_sizes)
+        for s in range(self.s_max, -1, -1):  # most aggressive bracket first, as Hyperband
+            n -= self.bracket_sizes[s]
+            if n < 0:
+                return s
+        raise AssertionError("unreachable")
+
+    def rungs(self, bracket: int) -> tuple[Rung, ...]:
+        return self._rungs[bracket]
+
+    @cached_property
+    def _rungs(self) -> tuple[tuple[Rung, ...], ...]:
+        out = []
+        eta, R = self.reduction_factor, self.max_resource
+        for s in range(self.s_max + 1):
+            # r_i = R * eta^(i - s), anchored at R as in Hyperband, floored to whole epochs.
+            budgets = [max(self.min_resource, R * eta**i // eta**s) for i in range(s + 1)]
+            rungs, previous = [], 0
+            for i, budget in enumerate(budgets):
+                if budget <= previous:
+                    continue
+                step = previous + math.ceil((budget - previous) * self.known_curve)
+                rungs.append(
+                    Rung(
+                        bracket=s,
+                        index=len(rungs),
+                        previous=previous,
+                        budget=budget,
+                        decision_step=step if previous < step < budget else None,
+                        is_last=i == s,
+                    )
+                )
+                previous = budget
+            out.append(tuple(rungs))
+        return tuple(out)
+
+    def rung_at(self, bracket: int, step: int) -> Rung | None:
+        """The rung whose span ``(previous, budget]`` holds ``step``."""
+        for rung in self._rungs[bracket]:
+            if rung.previous < step <= rung.budget:
+                return rung
+        return None

@@ -1,0 +1,173 @@
+"""What every study's command line shares: arguments, the pruner by name, the run loop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optuna
+
+PRUNERS = ("swift-svr", "swift-qsvr", "hyperband", "sha", "median", "none")
+
+_logger = logging.getLogger("studies")
+
+
+def make_pruner(
+    name: str, *, max_resource: int, min_resource: int = 1, reduction_factor: int = 3
+) -> optuna.pruners.BasePruner:
+    """Build a pruner from its command-line name, with the study's epoch budget."""
+    import optuna
+
+    if name in ("swift-svr", "swift-qsvr"):
+        from optuna_qsvr import SwiftHyperbandPruner
+
+        return SwiftHyperbandPruner(
+            min_resource=min_resource,
+            max_resource=max_resource,
+            reduction_factor=reduction_factor,
+            predictor=name.removeprefix("swift-"),
+        )
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=min_resource, max_resource=max_resource, reduction_factor=reduction_factor
+        )
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=min_resource, reduction_factor=reduction_factor
+        )
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min_resource)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    from optuna_qsvr import SwiftSampler
+
+    if name == "tpe":
+        base = optuna.samplers.TPESampler(seed=seed)
+    elif name == "random":
+        base = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        raise ValueError(f"unknown sampler {name!r}; choose tpe or random")
+    return SwiftSampler(base)
+
+
+def build_parser(name: str, description: str, default_epochs: int) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m studies.{name}", description=description)
+    parser.add_argument(
+        "--storage",
+        default=f"sqlite:///{name}.db",
+        help="Optuna storage URL (SQLite by default; postgresql://... for many nodes)",
+    )
+    parser.add_argument("--study-name", default=name)
+    parser.add_argument("--n-trials", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=None, help="seconds for this worker")
+    parser.add_argument("--epochs", type=int, default=default_epochs, help="max epochs per trial")
+    parser.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
+    parser.add_argument("--pruner", choices=PRUNERS, default="swift-svr")
+    parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if seen)")
+    return parser
+
+
+def resolve_device(requested: str | None) -> str:
+    import torch
+
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_study(
+    args: argparse.Namespace,
+    objective: Callable[[optuna.trial.Trial], float],
+    *,
+    direction: str,
+    min_resource: int = 1,
+    reduction_factor: int = 3,
+) -> optuna.study.Study:
+    """Create or join the study in ``args.storage`` and run ``args.n_trials`` trials."""
+    import optuna
+
+    study = optuna.create_study(
+        storage=args.storage,
+        study_name=args.study_name,
+        direction=direction,
+        load_if_exists=True,
+        sampler=make_sampler(args.sampler, args.seed),
+        pruner=make_pruner(
+            args.pruner,
+            max_resource=args.epochs,
+            min_resource=min_resource,
+            reduction_factor=reduction_factor,
+        ),
+    )
+    study.optimize(objective, n_trials=args.n_trials, timeout=args.timeout)
+    return study
+
+
+def epochs_used(study: optuna.study.Study) -> int:
+    """Epochs actually trained: the last reported step of every finished trial."""
+    return sum(t.last_step or 0 for t in study.trials if t.last_step is not None)
+
+
+def print_summary(study: optuna.study.Study, storage: str) -> None:
+    import optuna
+
+    states = [t.state for t in study.trials]
+    n_pruned = states.count(optuna.trial.TrialState.PRUNED)
+    n_complete = states.count(optuna.trial.TrialState.COMPLETE)
+    print(f"study {study.study_name!r}: {len(states)} trials, {n_complete} complete, "
+          f"{n_pruned} pruned, {epochs_used(study)} epochs trained")
+    if n_complete:
+        best = study.best_trial
+        print(f"best trial #{best.number}: value {best.value:.5g}, params {best.params}")
+    print(f"inspect it: optuna-dashboard {_redact(storage)}")
+
+
+def _redact(url: str) -> str:
+    # Never echo a database password.
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def configure_threads() -> None:
+    """One intra-op thread per worker unless the user says otherwise: workers share nodes."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+
+
+def main_for(
+    argv: Sequence[str] | None,
+    *,
+    name: str,
+    description: str,
+    default_epochs: int,
+    direction: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    make_objective: Callable[[argparse.Namespace], Callable[[optuna.trial.Trial], float]],
+) -> optuna.study.Study:
+    """The whole command line of one study: parse, build the objective, run, summarise."""
+    parser = build_parser(name, description, default_epochs)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    configure_threads()
+    objective = make_objective(args)
+    study = run_study(args, objective, direction=direction)
+    print_summary(study, args.storage)
+    return study
