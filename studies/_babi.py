@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +27,8 @@ SHAPES = ("triangle", "square", "rectangle", "sphere")
 COLOURS = ("red", "blue", "pink", "yellow")
 TRAIN_FILE = "qa17_positional-reasoning_train.txt"
 TEST_FILE = "qa17_positional-reasoning_test.txt"
+# Words every task-17 statement and question contains; they carry no information.
+FUNCTION_WORDS = frozenset({"the", "is", "to", "of"})
 PAD = "<pad>"
 UNK = "<unk>"
 
@@ -324,16 +326,20 @@ class BabiData:
 
 
 def _vectorize(
-    questions: Sequence[Question], word_index: dict[str, int], answer_index: dict[str, int]
+    questions: Sequence[Question],
+    word_index: dict[str, int],
+    answer_index: dict[str, int],
+    drop_words: Collection[str],
 ) -> BabiSplit:
     import torch
 
     unk = word_index[UNK]
-    stories = [
-        [word_index.get(w, unk) for _, text in q.context for w in tokenize(text)]
-        for q in questions
-    ]
-    asked = [[word_index.get(w, unk) for w in tokenize(q.text)] for q in questions]
+
+    def ids(text: str) -> list[int]:
+        return [word_index.get(w, unk) for w in tokenize(text) if w not in drop_words]
+
+    stories = [[i for _, text in q.context for i in ids(text)] for q in questions]
+    asked = [ids(q.text) for q in questions]
 
     def pad(rows: list[list[int]]) -> torch.Tensor:
         width = max((len(r) for r in rows), default=0)
@@ -344,7 +350,9 @@ def _vectorize(
     return BabiSplit(pad(stories), pad(asked), answers)
 
 
-def load_task17(data_dir: str | Path, *, valid_fraction: float = 0.1) -> BabiData:
+def load_task17(
+    data_dir: str | Path, *, valid_fraction: float = 0.1, drop_words: Collection[str] = ()
+) -> BabiData:
     """Load the task-17 files from ``data_dir`` into tensors.
 
     The last ``valid_fraction`` of the training stories (whole stories, so no statement leaks
@@ -355,6 +363,9 @@ def load_task17(data_dir: str | Path, *, valid_fraction: float = 0.1) -> BabiDat
         data_dir: folder holding ``qa17_*_train.txt`` and ``qa17_*_test.txt`` (or the archive's
             ``en/``, ``en-10k/`` or ``tasks_1-20_v1-2/en*/`` subfolders).
         valid_fraction: share of the training stories held out for validation, in (0, 1).
+        drop_words: words left out of the token sequences. ``FUNCTION_WORDS`` shortens
+            task-17 sequences about threefold without losing any information, as every
+            sentence shares them.
     """
     if not 0 < valid_fraction < 1:
         raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
@@ -372,10 +383,12 @@ def load_task17(data_dir: str | Path, *, valid_fraction: float = 0.1) -> BabiDat
         "test": [q for s in test_stories for q in s],
     }
     everything = [q for qs in splits.values() for q in qs]
+    drop_words = frozenset(drop_words)
     words = sorted(
         {w for q in everything for _, t in q.context for w in tokenize(t)}
         | {w for q in everything for w in tokenize(q.text)}
     )
+    words = [w for w in words if w not in drop_words]
     vocab = [PAD, UNK, *words]
     answers = sorted({q.answer for q in everything})
     word_index = {w: i for i, w in enumerate(vocab)}
@@ -383,5 +396,8 @@ def load_task17(data_dir: str | Path, *, valid_fraction: float = 0.1) -> BabiDat
     return BabiData(
         vocab,
         answers,
-        *(_vectorize(splits[k], word_index, answer_index) for k in ("train", "valid", "test")),
+        *(
+            _vectorize(splits[k], word_index, answer_index, drop_words)
+            for k in ("train", "valid", "test")
+        ),
     )

@@ -215,7 +215,11 @@ def _evaluate(model, loss_fn, x, y, metric: str, batch_size: int) -> float:
 
 
 def suggest_cifar_config(
-    trial: optuna.trial.BaseTrial, *, batch_size: int = 128, metric: str = "accuracy"
+    trial: optuna.trial.BaseTrial,
+    *,
+    batch_size: int = 128,
+    metric: str = "accuracy",
+    filters: tuple[int, int] = (8, 64),
 ) -> CNNConfig:
     """The 5-HP CIFAR-10 space: learning rate, weight decay, dropout, filters, momentum.
 
@@ -227,12 +231,13 @@ def suggest_cifar_config(
         trial: The Optuna trial (or ``FixedTrial``) to draw from.
         batch_size: Fixed mini-batch size of the study.
         metric: Validation metric the run yields.
+        filters: Range of the first block's width; small images on a CPU need a smaller one.
     """
     return CNNConfig(
-        learning_rate=trial.suggest_float("learning_rate", 1e-4, 0.3, log=True),
+        learning_rate=trial.suggest_float("learning_rate", 1e-3, 0.3, log=True),
         weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
         dropout=trial.suggest_float("dropout", 0.0, 0.7),
-        filters=trial.suggest_int("filters", 8, 64, log=True),
+        filters=trial.suggest_int("filters", filters[0], filters[1], log=True),
         momentum=trial.suggest_float("momentum", 0.0, 0.95),
         batch_size=batch_size,
         metric=metric,

@@ -65,8 +65,8 @@ TRACK, TOWER = 1, 2
 
 _PATTERNS = ("*.pkl.bz2", "*.pkl", "*.npz")
 
-# Everything a pickle of dicts, lists and numpy arrays needs; dicts and lists are opcodes, not
-# globals. numpy 2 renamed numpy.core to numpy._core, and files exist written by both.
+# Everything a pickle of dicts, lists and numpy arrays needs; dicts and lists are opcodes,
+# not globals. numpy 2 renamed numpy.core to numpy._core, and files exist written by both.
 _ALLOWED_GLOBALS = frozenset(
     {
         ("numpy", "ndarray"),
@@ -77,6 +77,8 @@ _ALLOWED_GLOBALS = frozenset(
         ("numpy._core.multiarray", "scalar"),
         ("numpy.core.numeric", "_frombuffer"),
         ("numpy._core.numeric", "_frombuffer"),
+        # Protocol 2 pickles spell bytes as _codecs.encode(text, "latin1"): harmless.
+        ("_codecs", "encode"),
     }
 )
 
@@ -168,7 +170,8 @@ def load_file(path: str | Path) -> Events:
         return _validated(raw, str(path))
     opener = bz2.open if path.name.endswith(".bz2") else open
     with opener(path, "rb") as f:
-        raw = _NumpyOnlyUnpickler(f).load()
+        # latin1 reads arrays pickled by Python 2, as numpy documents.
+        raw = _NumpyOnlyUnpickler(f, encoding="latin1").load()
     return _validated(raw, str(path))
 
 
@@ -258,16 +261,35 @@ def _simulate_event(rng: np.random.Generator, mean_particles: float) -> tuple[np
             pt_meas = max(pt_meas, 0.1)
             p_meas = pt_meas * np.cosh(eta[i])
             tracks.append(
-                [TRACK, pt_meas, eta[i], np.sin(phi[i]), np.cos(phi[i]), p_meas, eta[i],
-                 np.sin(phi_outer), np.cos(phi_outer), charge[i], float(t == 5), float(t == 4)]
+                [
+                    TRACK,
+                    pt_meas,
+                    eta[i],
+                    np.sin(phi[i]),
+                    np.cos(phi[i]),
+                    p_meas,
+                    eta[i],
+                    np.sin(phi_outer),
+                    np.cos(phi_outer),
+                    charge[i],
+                    float(t == 5),
+                    float(t == 4),
+                ]
             )
             track_gen.append(
                 [t, charge[i], pt[i], eta[i], np.sin(phi[i]), np.cos(phi[i]), energy[i]]
             )
             cand_type = 5 if t == 5 else 4 if t == 4 else 1
             track_cand.append(
-                [cand_type, charge[i], pt_meas, eta[i], np.sin(phi[i]), np.cos(phi[i]),
-                 np.hypot(p_meas, _MASS[cand_type])]
+                [
+                    cand_type,
+                    charge[i],
+                    pt_meas,
+                    eta[i],
+                    np.sin(phi[i]),
+                    np.cos(phi[i]),
+                    np.hypot(p_meas, _MASS[cand_type]),
+                ]
             )
         if t == 5:
             continue  # muons leave a minimum-ionising trace only, below the tower threshold
@@ -292,8 +314,20 @@ def _simulate_event(rng: np.random.Generator, mean_particles: float) -> tuple[np
         t_eta = (ieta + 0.5) * _CELL
         t_phi = (iphi + 0.5) * _CELL
         tower_x.append(
-            [TOWER, e_tot / np.cosh(t_eta), t_eta, np.sin(t_phi), np.cos(t_phi), e_tot, e_em,
-             e_had, 0, 0, 0, 0]
+            [
+                TOWER,
+                e_tot / np.cosh(t_eta),
+                t_eta,
+                np.sin(t_phi),
+                np.cos(t_phi),
+                e_tot,
+                e_em,
+                e_had,
+                0,
+                0,
+                0,
+                0,
+            ]
         )
         neutral = tower["neutral"]
         if neutral:
@@ -306,8 +340,15 @@ def _simulate_event(rng: np.random.Generator, mean_particles: float) -> tuple[np
             g_phi = np.arctan2(py, px)
             g_eta = float(sum(energy[j] * eta[j] for j in neutral) / e_sum)
             tower_gen.append(
-                [types[lead], 0, e_sum / np.cosh(g_eta), g_eta, np.sin(g_phi), np.cos(g_phi),
-                 e_sum]
+                [
+                    types[lead],
+                    0,
+                    e_sum / np.cosh(g_eta),
+                    g_eta,
+                    np.sin(g_phi),
+                    np.cos(g_phi),
+                    e_sum,
+                ]
             )
         else:
             tower_gen.append([0] * 7)
@@ -316,8 +357,15 @@ def _simulate_event(rng: np.random.Generator, mean_particles: float) -> tuple[np
         if excess > max(1.0, 0.3 * e_tot):
             cand_type = 3 if e_em > e_had else 2
             tower_cand.append(
-                [cand_type, 0, excess / np.cosh(t_eta), t_eta, np.sin(t_phi), np.cos(t_phi),
-                 excess]
+                [
+                    cand_type,
+                    0,
+                    excess / np.cosh(t_eta),
+                    t_eta,
+                    np.sin(t_phi),
+                    np.cos(t_phi),
+                    excess,
+                ]
             )
         else:
             tower_cand.append([0] * 7)

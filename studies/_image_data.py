@@ -331,7 +331,11 @@ def load_mnist_offline(
     x, y = mnist_data()
     images = _downsample(x.reshape(-1, 1, 28, 28), downsample)
     return _split(
-        images, y, n_val=n_val, max_train=max_train, seed=seed,
+        images,
+        y,
+        n_val=n_val,
+        max_train=max_train,
+        seed=seed,
         classes=tuple(str(i) for i in range(10)),
     )
 
@@ -351,6 +355,10 @@ def load_digits_offline(
     digits = load_digits()
     images = digits.images.reshape(-1, 1, 8, 8)
     return _split(
-        images, digits.target, n_val=n_val, max_train=max_train, seed=seed,
+        images,
+        digits.target,
+        n_val=n_val,
+        max_train=max_train,
+        seed=seed,
         classes=tuple(str(i) for i in range(10)),
     )

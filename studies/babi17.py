@@ -27,7 +27,7 @@ EMBED_DIM = 32
 LEARNING_RATE = (1e-4, 3e-2)
 HIDDEN_SIZE = (8, 128)
 DROPOUT = (0.0, 0.6)
-BATCH_SIZES = (16, 32, 64, 128)
+BATCH_SIZES = (32, 64, 128, 256)
 
 
 @dataclass(frozen=True)
@@ -124,12 +124,21 @@ def train_epochs(
             yield (predicted == valid[2]).float().mean().item()
 
 
-def load_or_generate(data_dir: str | None, *, seed: int = 0) -> _babi.BabiData:
-    """The official files from ``data_dir``, or a generated 1k-sized set when it is None."""
+def load_or_generate(
+    data_dir: str | None, *, n_stories: int = 125, seed: int = 0
+) -> _babi.BabiData:
+    """The official files from ``data_dir``, or a generated set when it is None.
+
+    Args:
+        data_dir: folder holding the official task-17 files, or None to generate them.
+        n_stories: stories per generated split (8 questions each); 125 matches the
+            official 1k set.
+        seed: generator seed.
+    """
     if data_dir is not None:
         return _babi.load_task17(data_dir)
     with tempfile.TemporaryDirectory(prefix="babi17-") as tmp:
-        _babi.generate_task17(tmp, seed=seed)
+        _babi.generate_task17(tmp, n_train_stories=n_stories, n_test_stories=n_stories, seed=seed)
         return _babi.load_task17(tmp)
 
 
@@ -137,17 +146,7 @@ def make_objective(args: argparse.Namespace) -> Callable[[optuna.trial.Trial], f
     """The study's objective: report validation accuracy each epoch, prune when told."""
     import optuna
 
-    if args.data_dir is not None:
-        data = _babi.load_task17(args.data_dir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="babi17-") as tmp:
-            _babi.generate_task17(
-                tmp,
-                n_train_stories=args.generate_stories,
-                n_test_stories=args.generate_stories,
-                seed=args.seed,
-            )
-            data = _babi.load_task17(tmp)
+    data = load_or_generate(args.data_dir, n_stories=args.generate_stories, seed=args.seed)
     device = resolve_device(args.device)
 
     def objective(trial: optuna.trial.Trial) -> float:

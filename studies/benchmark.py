@@ -185,7 +185,8 @@ def _fit_stats(study: optuna.study.Study) -> tuple[int | None, float | None]:
     except (ImportError, AttributeError):
         return None, None
     records = fit_records(study)
-    return len(records), float(sum(r["seconds"] for r in records))
+    # A record without a time (a predictor loaded, not fitted) costs nothing here.
+    return len(records), float(sum(r.get("seconds") or 0.0 for r in records))
 
 
 def run_one(
@@ -256,7 +257,8 @@ def run_one(
         "fit_seconds": fit_seconds,
         "wall_seconds": wall,
         "makespan": result.makespan,
-        "sequence": sequence,
+        # The configurations the trials actually replayed, by trial number.
+        "sequence": [t.config for t in result.trials],
         "trajectory": [list(p) for p in result.trajectory()],
     }
 
@@ -600,7 +602,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"optuna-qsvr benchmark: error: {e}", file=sys.stderr)
         return 2
     wall = time.perf_counter() - began
-    Console().print(
+    # Piped output would otherwise be cut to 80 columns and the IQRs truncated.
+    console = Console() if sys.stdout.isatty() else Console(width=220)
+    console.print(
         render_table(
             results,
             table,

@@ -120,8 +120,13 @@ def element_targets(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class ids and regression targets ``log(1 + pt), eta, sin, cos, log(1 + E)``."""
     classes = np.clip(y[:, 0].round(), 0, N_CLASSES - 1).astype(np.int64)
     targets = np.column_stack(
-        [np.log1p(np.clip(y[:, 2], 0.0, None)), y[:, 3], y[:, 4], y[:, 5],
-         np.log1p(np.clip(y[:, 6], 0.0, None))]
+        [
+            np.log1p(np.clip(y[:, 2], 0.0, None)),
+            y[:, 3],
+            y[:, 4],
+            y[:, 5],
+            np.log1p(np.clip(y[:, 6], 0.0, None)),
+        ]
     ).astype(np.float32)
     return classes, targets
 
@@ -146,8 +151,11 @@ def prepare_data(events: _delphes.Events, *, val_fraction: float = 0.2) -> MLPFD
             continue
         classes, targets = element_targets(y)
         tensors.append(
-            (torch.from_numpy(element_inputs(x)), torch.from_numpy(classes),
-             torch.from_numpy(targets))
+            (
+                torch.from_numpy(element_inputs(x)),
+                torch.from_numpy(classes),
+                torch.from_numpy(targets),
+            )
         )
     n_valid = max(1, round(len(tensors) * val_fraction))
     if len(tensors) - n_valid < 1:
@@ -233,7 +241,10 @@ def _build_model(config: MLPFConfig) -> torch.nn.Module:
         def __init__(self) -> None:
             super().__init__()
             self.encoder = nn.Sequential(
-                nn.Linear(N_INPUTS, hidden), nn.ELU(), nn.Linear(hidden, hidden), nn.ELU(),
+                nn.Linear(N_INPUTS, hidden),
+                nn.ELU(),
+                nn.Linear(hidden, hidden),
+                nn.ELU(),
                 nn.Dropout(config.dropout),
             )
             self.mixers = nn.ModuleList(KNNMessagePassing() for _ in range(config.layers))

@@ -157,13 +157,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             output=args.output,
         )
     )
-    print(f"wrote {args.output} ({args.output.stat().st_size} bytes) in "
-          f"{time.perf_counter() - start:.0f}s: {len(curves)} configs x {args.epochs} epochs, "
-          f"loss {curves.min():.4f}..{curves.max():.4f}, "
-          f"{int((curves == mlpf.DIVERGED_LOSS).any(axis=1).sum())} diverged")
+    print(
+        f"wrote {args.output} ({args.output.stat().st_size} bytes) in "
+        f"{time.perf_counter() - start:.0f}s: {len(curves)} configs x {args.epochs} epochs, "
+        f"loss {curves.min():.4f}..{curves.max():.4f}, "
+        f"{int((curves == mlpf.DIVERGED_LOSS).any(axis=1).sum())} diverged"
+    )
     early = min(5, args.epochs)
-    print(f"Spearman(rank at epoch {early}, rank at epoch {args.epochs}) = "
-          f"{spearman(curves[:, early - 1], curves[:, -1]):.3f}")
+    print(
+        f"Spearman(rank at epoch {early}, rank at epoch {args.epochs}) = "
+        f"{spearman(curves[:, early - 1], curves[:, -1]):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import optuna
+import pytest
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+STORAGE_KINDS = ["inmemory", "sqlite", "journal"]
+
+
+def make_storage(kind: str, tmp_path) -> optuna.storages.BaseStorage | str | None:
+    if kind == "inmemory":
+        return None
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    if kind == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
+    if kind == "postgresql":
+        url = os.environ.get("OPTUNA_QSVR_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("OPTUNA_QSVR_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+        return url
+    raise ValueError(kind)
+
+
+@pytest.fixture(params=STORAGE_KINDS)
+def storage_factory(request, tmp_path) -> Iterator[Callable[[], object]]:
+    """A callable giving the same storage each call (a URL, an object, or None)."""
+    storage = make_storage(request.param, tmp_path)
+    yield lambda: storage
+
+
+@pytest.fixture
+def study_name() -> str:
+    return f"study-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import collections
+import math
+
+import pytest
+
+from optuna_qsvr.pruners import Schedule
+
+
+@pytest.mark.parametrize(
+    ("min_resource", "max_resource", "eta", "s_max"),
+    [(1, 243, 3, 5), (1, 242, 3, 4), (1, 27, 3, 3), (1, 100, 2, 6), (2, 100, 3, 3), (1, 2, 3, 0)],
+)
+def test_bracket_count_uses_integer_arithmetic(min_resource, max_resource, eta, s_max) -> None:
+    # math.log(243, 3) is 4.999...: a float floor would lose the sixth bracket.
+    assert math.floor(math.log(243, 3)) == 4
+    assert Schedule(min_resource, max_resource, eta, 0.5).s_max == s_max
+
+
+def test_hyperband_bracket_sizes_and_rungs() -> None:
+    s = Schedule(1, 27, 3, 0.5)
+    # n = ceil((s_max + 1) * eta**s / (s + 1)) for s = 0..3.
+    assert s.bracket_sizes == (4, 6, 12, 27)
+    spans = {b: [(r.previous, r.decision_step, r.budget) for r in s.rungs(b)] for b in range(4)}
+    assert spans[0] == [(0, 14, 27)]
+    assert spans[1] == [(0, 5, 9), (9, 18, 27)]
+    assert spans[2] == [(0, 2, 3), (3, 6, 9), (9, 18, 27)]
+    # Rung (0, 1]: no step lies strictly between, so successive halving alone decides.
+    assert spans[3] == [(0, None, 1), (1, 2, 3), (3, 6, 9), (9, 18, 27)]
+    assert all(r.is_last == (r.budget == 27) for b in range(4) for r in s.rungs(b))
+
+
+def test_shared_keys_across_brackets() -> None:
+    s = Schedule(1, 27, 3, 0.5)
+    keys = collections.Counter((r.budget, r.decision_step) for b in range(4) for r in s.rungs(b))
+    # The (27, 18) and (9, 6) predictors serve several brackets.
+    assert keys[(27, 18)] == 3 and keys[(9, 6)] == 2
+
+
+def test_bracket_assignment_is_deterministic_and_proportional() -> None:
+    a, b = Schedule(1, 27, 3, 0.5), Schedule(1, 27, 3, 0.5)
+    got = [a.bracket_of("name", n) for n in range(4000)]
+    assert got == [b.bracket_of("name", n) for n in range(4000)]
+    counts = collections.Counter(got)
+    total = sum(a.bracket_sizes)
+    for bracket, size in enumerate(a.bracket_sizes):
+        assert abs(counts[bracket] / 4000 - size / total) < 0.03
+    assert got != [a.bracket_of("other", n) for n in range(4000)]
+
+
+def test_rung_at() -> None:
+    s = Schedule(1, 27, 3, 0.5)
+    assert s.rung_at(2, 1).budget == 3
+    assert s.rung_at(2, 9).budget == 9
+    assert s.rung_at(2, 10).budget == 27
+    assert s.rung_at(2, 28) is None

@@ -1,0 +1,389 @@
+from __future__ import annotations
+
+import json
+import logging
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_qsvr import SwiftHyperbandPruner
+from optuna_qsvr.predictors import BasePredictor, ModelFormatError, SVRPredictor
+from optuna_qsvr.pruners import fit_records
+
+DECISION = "swift:decision:"
+
+
+class LastValuePredictor(BasePredictor):
+    """A transparent forecaster: the target equals the last value seen, plus ``offset``."""
+
+    fits = 0
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def fit(self, curves, targets, params=None):
+        type(self).fits += 1
+        return self
+
+    def predict(self, curves, params=None):
+        last = np.array([row[np.isfinite(row)][-1] for row in np.atleast_2d(curves)])
+        return last + self.offset, np.full(len(last), 0.1)
+
+    def to_json(self) -> str:
+        return json.dumps({"offset": self.offset})
+
+    @classmethod
+    def from_json(cls, text: str):
+        doc = json.loads(text)
+        if set(doc) != {"offset"} or not isinstance(doc["offset"], (int, float)):
+            raise ModelFormatError("bad LastValuePredictor record")
+        return cls(doc["offset"])
+
+
+class BrokenPredictor(LastValuePredictor):
+    def predict(self, curves, params=None):
+        raise RuntimeError("annealer exploded")
+
+
+def _flat(value: float, steps: int) -> dict[int, float]:
+    return {s: value for s in range(1, steps + 1)}
+
+
+def _add_complete(study: optuna.Study, value: float, steps: int) -> None:
+    study.add_trial(
+        optuna.trial.create_trial(value=value, intermediate_values=_flat(value, steps))
+    )
+
+
+def _run_curve(study: optuna.Study, curve: dict[int, float]) -> optuna.trial.FrozenTrial:
+    """Report a curve step by step through ask-and-tell, obeying the pruner."""
+    trial = study.ask()
+    for step in sorted(curve):
+        trial.report(curve[step], step)
+        if trial.should_prune():
+            study.tell(trial, state=TrialState.PRUNED)
+            break
+    else:
+        study.tell(trial, curve[max(curve)])
+    return study._storage.get_trial(trial._trial_id)
+
+
+def _ask_in_bracket(study: optuna.Study, pruner: SwiftHyperbandPruner, bracket: int) -> None:
+    """Fill trial numbers until the next one falls in ``bracket`` (fillers fail at once)."""
+    while pruner.bracket_of(study.study_name, len(study.trials)) != bracket:
+        study.tell(study.ask(), state=TrialState.FAIL)
+
+
+def _decision(trial: optuna.trial.FrozenTrial, rung: int) -> dict:
+    return trial.system_attrs[f"{DECISION}{rung}"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_resource": None},
+        {"max_resource": "auto"},
+        {"max_resource": 9, "reduction_factor": 1},
+        {"max_resource": 9, "min_resource": 0},
+        {"max_resource": 9, "known_curve": 1.0},
+        {"max_resource": 9, "threshold_quantile": 0.0},
+        {"max_resource": 9, "min_train_curves": 2},
+        {"max_resource": 9, "full_fraction": 1.5},
+        {"max_resource": 9, "confidence": 1.0},
+        {"max_resource": 9, "predictor": "gp"},
+        {"max_resource": 9, "features": ("curve", "spline")},
+    ],
+)
+def test_invalid_arguments_name_the_value(kwargs) -> None:
+    with pytest.raises(ValueError, match=r"must|auto"):
+        SwiftHyperbandPruner(**kwargs)
+
+
+def test_hand_checked_decisions(storage_factory, study_name) -> None:
+    """Bracket 0 of R=9 has one rung: decide at step 5 on a forecast of step 9."""
+    pruner = SwiftHyperbandPruner(
+        max_resource=9,
+        min_train_curves=4,
+        full_fraction=0.0,
+        predictor=LastValuePredictor(),
+    )
+    study = optuna.create_study(storage=storage_factory(), study_name=study_name, pruner=pruner)
+    for value in (0.1, 0.2, 0.3, 0.4):
+        _add_complete(study, value, 9)
+    # No rung-mates trained fully yet: the threshold is the 25th percentile of the key's
+    # curves at step 9, np.quantile([.1, .2, .3, .4], .25) = 0.175.
+    _ask_in_bracket(study, pruner, 0)
+    good = _run_curve(study, _flat(0.15, 9))
+    d = _decision(good, 0)
+    assert (d["decision"], d["decision_step"], d["key"]) == ("kept", 5, "r9_t5")
+    assert d["forecast"] == pytest.approx(0.15) and d["threshold"] == pytest.approx(0.175)
+    assert good.state == TrialState.COMPLETE and good.last_step == 9
+    assert good.user_attrs["swift:bracket"] == 0
+    assert "kept at 5 (r9_t5)" in good.user_attrs["swift:rung0"]
+
+    _ask_in_bracket(study, pruner, 0)
+    bad = _run_curve(study, _flat(0.35, 9))
+    d = _decision(bad, 0)
+    # The kept trial's curve joined the pool: quantile([.1, .15, .2, .3, .4], .25) = 0.15.
+    # 0.35 loses to it and ranks last of the rung's values (0.15 observed, itself).
+    assert d["decision"] == "pruned" and d["threshold"] == pytest.approx(0.15)
+    assert bad.state == TrialState.PRUNED and bad.last_step == 5
+    assert LastValuePredictor.fits >= 1
+    records = fit_records(study)
+    assert [r["key"] for r in records] == ["r9_t5"] and records[0]["n_train"] == 4
+
+
+def test_full_quota_follows_full_fraction(storage_factory, study_name) -> None:
+    # full_fraction 1, eta 3: the n-th decision of a rung is "full" while
+    # n_full < ceil((n + 1) / 3): decisions 1 and 4 are full, 2 and 3 are forecast.
+    pruner = SwiftHyperbandPruner(
+        max_resource=9, min_train_curves=3, full_fraction=1.0, predictor=LastValuePredictor()
+    )
+    study = optuna.create_study(storage=storage_factory(), study_name=study_name, pruner=pruner)
+    for value in (0.1, 0.2, 0.3):
+        _add_complete(study, value, 9)
+    got = []
+    for value in (0.5, 0.05, 0.06, 0.9):
+        _ask_in_bracket(study, pruner, 0)
+        got.append(_decision(_run_curve(study, _flat(value, 9)), 0)["decision"])
+    assert got == ["full", "kept", "kept", "full"]
+
+
+def test_too_few_curves_means_full_then_asha(storage_factory, study_name) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=9, min_train_curves=50)
+    study = optuna.create_study(storage=storage_factory(), study_name=study_name, pruner=pruner)
+    for i in range(12):
+        _run_curve(study, _flat(1.0 - i / 20, 9))
+    decisions = [
+        v["decision"] for t in study.trials for k, v in t.system_attrs.items() if k.startswith(DECISION)
+    ]
+    assert decisions and set(decisions) == {"full"}
+    assert fit_records(study) == []
+
+
+def test_broken_predictor_falls_back_and_warns_once(caplog, study_name) -> None:
+    pruner = SwiftHyperbandPruner(
+        max_resource=9, min_train_curves=3, full_fraction=0.0, predictor=BrokenPredictor()
+    )
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for value in (0.1, 0.2, 0.3):
+        _add_complete(study, value, 9)
+    with caplog.at_level(logging.WARNING):
+        for value in (0.5, 0.6):
+            _ask_in_bracket(study, pruner, 0)
+            trial = _run_curve(study, _flat(value, 9))
+            d = _decision(trial, 0)
+            assert d["decision"] == "no-forecast"
+            assert "RuntimeError: annealer exploded" in d["reason"]
+            assert trial.state == TrialState.COMPLETE
+    assert sum("annealer exploded" in r.message for r in caplog.records) == 1
+
+
+def test_failing_fit_is_recorded_and_not_retried_at_once(study_name) -> None:
+    class FailingFit(LastValuePredictor):
+        def fit(self, curves, targets, params=None):
+            raise TimeoutError("QPU unreachable")
+
+    pruner = SwiftHyperbandPruner(
+        max_resource=9, min_train_curves=3, full_fraction=0.0, predictor=FailingFit()
+    )
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for value in (0.1, 0.2, 0.3):
+        _add_complete(study, value, 9)
+    for value in (0.5, 0.6):
+        _ask_in_bracket(study, pruner, 0)
+        d = _decision(_run_curve(study, _flat(value, 9)), 0)
+        assert d["decision"] == "no-forecast"
+        assert "QPU unreachable" in d["reason"]
+    assert fit_records(study) == []
+
+
+def test_nan_inf_and_gaps_never_crash(storage_factory, study_name) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5)
+    study = optuna.create_study(storage=storage_factory(), study_name=study_name, pruner=pruner)
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        rate = rng.uniform(0.05, 0.5)
+        curve = {s: math.exp(-rate * s) for s in range(2, 28, 2)}  # every 2 epochs
+        if i % 7 == 0:
+            curve[4] = math.nan
+        if i % 11 == 0:
+            curve[6] = math.inf
+        _run_curve(study, curve)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    records = [
+        v for t in study.trials for k, v in t.system_attrs.items() if k.startswith(DECISION)
+    ]
+    assert {r["decision"] for r in records} >= {"full"}
+    # With reports every 2 epochs, each decision happens at the first step past t*.
+    for r in records:
+        assert r["step"] >= r["decision_step"] and r["step"] - r["decision_step"] <= 1
+    assert fit_records(study), "a predictor should have been fitted from the gapped curves"
+
+
+def test_maximize_mirrors_minimize(study_name) -> None:
+    def run(direction: str) -> list[tuple]:
+        pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5)
+        study = optuna.create_study(direction=direction, study_name=study_name, pruner=pruner)
+        sign = 1.0 if direction == "minimize" else -1.0
+        rng = np.random.default_rng(1)
+        for _ in range(50):
+            rate, floor = rng.uniform(0.05, 0.5), rng.uniform(0, 0.3)
+            _run_curve(study, {s: sign * (floor + math.exp(-rate * s)) for s in range(1, 28)})
+        return [(t.state, t.last_step) for t in study.trials]
+
+    assert run("minimize") == run("maximize")
+
+
+def test_multi_objective_is_a_clear_error(study_name) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=9)
+    study = optuna.create_study(directions=["minimize", "minimize"], pruner=pruner)
+    trial = study.ask()
+    with pytest.raises(NotImplementedError, match="multi-objective"):
+        trial.report(1.0, 1)
+    with pytest.raises(ValueError, match="single-objective"):
+        pruner.prune(study, study._storage.get_trial(trial._trial_id))
+
+
+def test_trial_that_never_reaches_a_decision_step(study_name) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27)
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    trial = _run_curve(study, {1: 0.5})
+    assert trial.state == TrialState.COMPLETE
+    assert not any(k.startswith(DECISION) for k in trial.system_attrs)
+
+
+def test_hostile_model_record_is_rejected_and_refitted(study_name) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=9, min_train_curves=3, full_fraction=0.0)
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        rate = rng.uniform(0.1, 0.5)
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=math.exp(-rate * 9),
+                intermediate_values={s: math.exp(-rate * s) for s in range(1, 10)},
+            )
+        )
+    import hashlib
+    import pickle
+
+    payload = pickle.dumps(print).hex()  # a pickle in hex: must never be unpickled
+    sid = study._study_id
+    study._storage.set_study_system_attr(sid, "swift:model:r9_t5:v1:0", payload)
+    study._storage.set_study_system_attr(
+        sid,
+        "swift:model:r9_t5",
+        {"chunks": 1, "sha256": hashlib.sha256(payload.encode()).hexdigest(), "version": 1,
+         "kind": "svr", "n_train": 3, "fit_seconds": 0.1},
+    )
+    _ask_in_bracket(study, pruner, 0)
+    trial = _run_curve(study, {s: math.exp(-0.3 * s) for s in range(1, 10)})
+    d = _decision(trial, 0)
+    assert d["decision"] in ("kept", "pruned") and d["forecast"] is not None
+    (record,) = fit_records(study)
+    assert record["version"] == 2 and record["kind"] == "svr"
+
+
+def test_n_jobs_4_fits_each_key_once(tmp_path, study_name) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5)
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'jobs.db'}", study_name=study_name, pruner=pruner
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        rate = trial.suggest_float("rate", 0.02, 0.5, log=True)
+        floor = trial.suggest_float("floor", 0.0, 0.3)
+        for s in range(1, 28):
+            value = floor + math.exp(-rate * s)
+            trial.report(value, s)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study.optimize(objective, n_trials=80, n_jobs=4)
+    assert len(study.trials) == 80
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    records = fit_records(study)
+    assert records and all(r["version"] == 1 for r in records)
+    pruned_on_forecast = [
+        t for t in study.trials
+        for k, v in t.system_attrs.items() if k.startswith(DECISION) and v["decision"] == "pruned"
+    ]
+    assert pruned_on_forecast
+
+
+SECOND_PROCESS = textwrap.dedent(
+    """
+    import json, math, sys
+    import optuna
+    from optuna.trial import TrialState
+    from optuna_qsvr import SwiftHyperbandPruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, name, start, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    study = optuna.load_study(
+        storage=url, study_name=name,
+        pruner=SwiftHyperbandPruner(max_resource=27, min_train_curves=5),
+    )
+    for i in range(start, stop):
+        rate, floor = 0.03 + (i * 37 % 50) / 100, (i * 13 % 30) / 100
+        trial = study.ask()
+        for s in range(1, 28):
+            trial.report(floor + math.exp(-rate * s), s)
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, floor + math.exp(-rate * 27))
+    """
+)
+
+
+def _decisions(url: str, name: str) -> list:
+    study = optuna.load_study(storage=url, study_name=name)
+    return [
+        (t.number, t.state, t.last_step,
+         sorted((k, v["decision"], v.get("forecast")) for k, v in t.system_attrs.items()
+                if k.startswith(DECISION)))
+        for t in study.trials
+    ]
+
+
+def test_fresh_process_reproduces_decisions_from_storage(tmp_path, study_name) -> None:
+    script = tmp_path / "worker.py"
+    script.write_text(SECOND_PROCESS)
+    one, two = f"sqlite:///{tmp_path / 'one.db'}", f"sqlite:///{tmp_path / 'two.db'}"
+    for url in (one, two):
+        optuna.create_study(storage=url, study_name=study_name)
+    # Same study name, same trial sequence: once in one process, once split over two
+    # processes (the second one loads the first one's fitted predictors from storage).
+    run = [sys.executable, str(script)]
+    subprocess.run([*run, one, study_name, "0", "70"], check=True)
+    subprocess.run([*run, two, study_name, "0", "35"], check=True)
+    subprocess.run([*run, two, study_name, "35", "70"], check=True)
+    a, b = _decisions(one, study_name), _decisions(two, study_name)
+    assert a == b
+    assert any(d == "pruned" for *_, ds in a for _, d, _ in ds)
+    assert len(fit_records(optuna.load_study(storage=two, study_name=study_name))) >= 1
+
+
+def test_svr_predictor_survives_the_storage_round_trip(study_name) -> None:
+    rng = np.random.default_rng(0)
+    rates = rng.uniform(0.05, 0.5, 20)
+    curves = np.exp(-np.outer(rates, np.arange(1, 6)))
+    p = SVRPredictor().fit(curves, np.exp(-rates * 9))
+    study = optuna.create_study(study_name=study_name)
+    from optuna_qsvr import _shared
+
+    _shared.publish_model(study._storage, study._study_id, "k", p.to_json(),
+                          {"kind": "svr", "n_train": 20, "fit_seconds": 0.0})
+    header, text = _shared.read_model(study._storage.get_study_system_attrs(study._study_id), "k")
+    q = SVRPredictor.from_json(text)
+    assert np.array_equal(p.predict(curves)[0], q.predict(curves)[0])

@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from optuna_qsvr._cli import main
+from studies import benchmark
+from studies.benchmark import (
+    BenchmarkError,
+    config_sequence,
+    make_pruner,
+    median_trajectory,
+    run_benchmark,
+    run_one,
+)
+from studies.replay import CurveTable, enqueue_config, make_objective
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+MAX_STEP = 9
+
+
+def _write_table(path: Path, n_configs: int = 40, seed: int = 0) -> Path:
+    """Noisy decaying curves: early values rank configurations only roughly."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["config", "step", "value", "param_lr", "param_depth"])
+        for i in range(n_configs):
+            final, gap, rate = rng.uniform(0.1, 1.0), rng.uniform(0.2, 1.5), rng.uniform(0.1, 0.9)
+            lr, depth = 10 ** rng.uniform(-4, -1), int(rng.integers(1, 6))
+            for step in range(1, MAX_STEP + 1):
+                value = final + gap * math.exp(-rate * (step - 1))
+                value = final if step == MAX_STEP else value + rng.normal(0, 0.05)
+                writer.writerow([f"c{i}", step, value, lr, depth])
+    return path
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> CurveTable:
+    return CurveTable.load(_write_table(tmp_path / "curves.csv"))
+
+
+def _swift_available() -> bool:
+    try:
+        benchmark.check_methods(["swift-svr"])
+    except BenchmarkError:
+        return False
+    return True
+
+
+def test_config_sequence_is_a_seeded_permutation(table: CurveTable) -> None:
+    first = config_sequence(table, 0, 150)
+    assert sorted(first) == sorted(table.configs)
+    assert config_sequence(table, 0, 150) == first
+    assert config_sequence(table, 1, 150) != first
+    assert config_sequence(table, 0, 10) == first[:10]
+
+
+def test_every_method_replays_the_same_sequence(table: CurveTable) -> None:
+    runs = [run_one(table, m, 3, direction="minimize", n_trials=25) for m in ("none", "sha")]
+    runs.append(run_one(table, "oracle", 3, direction="minimize", n_trials=25, n_workers=4))
+    expected = config_sequence(table, 3, 25)
+    assert all(r["sequence"] == expected for r in runs)
+    assert runs[1]["n_pruned"] > 0
+
+
+@pytest.mark.parametrize("n_workers", [1, 4])
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_oracle_reaches_no_pruning_best_with_fewer_epochs(
+    table: CurveTable, n_workers: int, direction: str
+) -> None:
+    for seed in range(3):
+        none = run_one(table, "none", seed, direction=direction, n_workers=n_workers)
+        oracle = run_one(table, "oracle", seed, direction=direction, n_workers=n_workers)
+        finals = [table.finals[c] for c in none["sequence"]]
+        assert none["epochs"] == len(table) * MAX_STEP
+        assert none["best_final"] == (min(finals) if direction == "minimize" else max(finals))
+        assert oracle["best_final"] == none["best_final"]
+        assert oracle["epochs"] < none["epochs"]
+        # Only the trials that set a new record (in start order) run to the end.
+        sign = 1 if direction == "minimize" else -1
+        records = sum(
+            sign * f < min(sign * g for g in finals[:i]) for i, f in enumerate(finals) if i
+        )
+        assert oracle["n_complete"] == 1 + records
+        assert oracle["epochs"] == oracle["n_complete"] * MAX_STEP + oracle["n_pruned"]
+
+
+def test_oracle_as_an_ordinary_pruner(table: CurveTable) -> None:
+    study = optuna.create_study(pruner=make_pruner("oracle", table))
+    sequence = config_sequence(table, 0, 20)
+    for config in sequence:
+        enqueue_config(study, table, config)
+    study.optimize(make_objective(table), n_trials=20)
+    assert study.best_value == min(table.finals[c] for c in sequence)
+    assert all(t.last_step in (1, MAX_STEP) for t in study.trials)
+
+
+@pytest.mark.parametrize("n_workers", [1, 4])
+def test_hyperband_spends_fewer_epochs_than_none(table: CurveTable, n_workers: int) -> None:
+    none = run_one(table, "none", 0, direction="minimize", n_workers=n_workers)
+    hyperband = run_one(table, "hyperband", 0, direction="minimize", n_workers=n_workers)
+    assert hyperband["epochs"] < none["epochs"]
+    assert hyperband["n_pruned"] > 0
+    assert hyperband["regret"] >= none["regret"] >= 0
+
+
+def test_workers_change_median_pruner_decisions(table: CurveTable) -> None:
+    # With 8 workers the first trials are judged against fewer finished curves.
+    one = run_one(table, "median", 0, direction="minimize", n_workers=1)
+    eight = run_one(table, "median", 0, direction="minimize", n_workers=8)
+    assert eight["makespan"] < one["makespan"]
+    assert (one["epochs"], one["n_pruned"]) != (eight["epochs"], eight["n_pruned"])
+
+
+def test_run_benchmark_pool_matches_in_process(table: CurveTable) -> None:
+    options = {"direction": "minimize", "n_trials": 30, "progress": False}
+    pooled = run_benchmark(table, ["sha", "oracle"], [0, 1], processes=2, **options)
+    inline = run_benchmark(table, ["sha", "oracle"], [0, 1], processes=1, **options)
+    for method in ("sha", "oracle"):
+        assert [r["seed"] for r in pooled[method]] == [0, 1]
+        for key in ("epochs", "best_final", "sequence", "trajectory"):
+            assert [r[key] for r in pooled[method]] == [r[key] for r in inline[method]]
+
+
+def test_unknown_method_is_rejected(table: CurveTable) -> None:
+    with pytest.raises(BenchmarkError, match="'asha'"):
+        run_benchmark(table, ["none", "asha"], [0], direction="minimize", progress=False)
+
+
+@pytest.mark.skipif(not _swift_available(), reason="SwiftHyperbandPruner not importable")
+def test_swift_svr_method_runs(table: CurveTable) -> None:
+    run = run_one(table, "swift-svr", 0, direction="minimize")
+    none = run_one(table, "none", 0, direction="minimize")
+    assert run["sequence"] == none["sequence"]
+    assert 0 < run["epochs"] < none["epochs"]
+    assert run["n_fits"] is not None and run["fit_seconds"] >= 0
+
+
+def test_median_trajectory_counts_missing_seeds_as_worst() -> None:
+    runs = [
+        {"trajectory": [[2, 5.0], [6, 3.0]]},
+        {"trajectory": [[4, 4.0]]},
+        {"trajectory": [[10, 1.0]]},
+    ]
+    got = median_trajectory(runs, "minimize", [1, 2, 4, 6, 10])
+    assert got[:2] == [pytest.approx(math.nan, nan_ok=True)] * 2
+    assert got[2:] == [5.0, 4.0, 3.0]
+    rising = [
+        {"trajectory": [[2, 3.0], [6, 5.0]]},
+        {"trajectory": [[4, 4.0]]},
+        {"trajectory": [[10, 1.0]]},
+    ]
+    assert median_trajectory(rising, "maximize", [4, 10]) == [3.0, 4.0]
+
+
+def test_cli_benchmark_end_to_end(tmp_path: Path) -> None:
+    curves = _write_table(tmp_path / "curves.csv")
+    out, png = tmp_path / "out.json", tmp_path / "plot.png"
+    argv = ["benchmark", "--curves", str(curves), "--direction", "minimize", "--seeds", "2"]
+    argv += ["--methods", "none,hyperband", "--json", str(out), "--plot", str(png)]
+    assert main([*argv, "--no-progress"]) == 0
+
+    report = json.loads(out.read_text())
+    assert set(report) == {"none", "hyperband"}
+    for entry in report.values():
+        assert len(entry["epochs"]) == len(entry["best_final"]) == 2
+        assert all(isinstance(e, int) for e in entry["epochs"])
+        assert all(isinstance(b, float) for b in entry["best_final"])
+    assert report["none"]["epochs"] == [40 * MAX_STEP] * 2
+    assert all(
+        h < n for h, n in zip(report["hyperband"]["epochs"], report["none"]["epochs"], strict=True)
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_reports_a_malformed_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("config,step,value\na,1,0.5\na,0,0.4\n")
+    argv = ["benchmark", "--curves", str(bad), "--direction", "minimize", "--methods", "none"]
+    assert main(argv) == 2
+    assert "line 3, column 'step'" in capsys.readouterr().err
+
+
+def test_python_m_entry_point(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.csv"
+    argv = ["benchmark", "--curves", str(missing), "--direction", "maximize", "--methods", "none"]
+    done = subprocess.run(
+        [sys.executable, "-m", "optuna_qsvr", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "missing.csv" in done.stderr
