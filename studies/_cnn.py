@@ -14,7 +14,7 @@ early rankings unreliable: the situation performance prediction is meant for.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -268,3 +268,39 @@ def suggest_tiny_imagenet_config(
         batch_size=batch_size,
         metric=metric,
     )
+
+
+def make_objective(
+    data: ImageSplits,
+    suggest: Callable[[optuna.trial.Trial], CNNConfig],
+    *,
+    epochs: int,
+    seed: int,
+    device: str,
+) -> Callable[[optuna.trial.Trial], float]:
+    """An Optuna objective that trains the CNN and reports the metric after every epoch.
+
+    Each epoch's validation metric is reported at its 1-based epoch number, and the trial
+    stops as soon as the study's pruner says so: this is what gives the pruner its learning
+    curves. A completed trial returns the metric of its last epoch.
+
+    Args:
+        data: The study's training and validation images.
+        suggest: Maps a trial to a configuration (one of the ``suggest_*`` functions).
+        epochs: Maximum epochs per trial.
+        seed: Base seed; trial ``n`` trains with ``seed + n``.
+        device: Torch device.
+    """
+    import optuna
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        config = suggest(trial)
+        value = math.nan
+        runs = train_epochs(config, data, epochs, seed=seed + trial.number, device=device)
+        for epoch, value in enumerate(runs, start=1):
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} with value {value:.5g}")
+        return value
+
+    return objective

@@ -12,8 +12,9 @@ Methods:
   ``max_resource`` the table's last step and the chosen reduction factor.
 * ``swift-svr``, ``swift-qsvr``: :class:`optuna_qsvr.SwiftHyperbandPruner` with the classical
   or the quantum-annealed predictor.
-* ``oracle``: :class:`OraclePruner`, which knows every final value; the fewest epochs that
-  reach no-pruning's best result.
+* ``oracle``: :class:`OraclePruner`, which knows every final value and runs only the trials
+  that improve on the trials before them: the fewest epochs that keep no-pruning's
+  best-so-far value at every point of the run.
 
 Run it as ``optuna-qsvr benchmark --curves FILE --direction minimize``.
 """
@@ -55,7 +56,9 @@ def _optuna_pruners() -> Any:
         the trials started before it (lower trial numbers) and prunes it unless it is
         strictly better. Every improvement of the no-pruning run is therefore kept and
         every other trial costs one report, which makes its epochs a lower bound for any
-        pruner that reaches the same best value on the same sequence.
+        pruner that keeps the same best-so-far value at every point of the same sequence.
+        It is not the bound for the final best alone: a pruner may stop an early record
+        whose value a later trial beats, and spend fewer epochs than the oracle.
 
         Args:
             finals:
@@ -424,8 +427,15 @@ def render_table(
             f"{n_seeds} seeds" + "".join(f", {k} {v}" for k, v in header.items())
         ),
     )
-    for column in ("method", "epochs", f"vs {reference}", "best final", "regret", "pruned"):
-        out.add_column(column, justify="left" if column == "method" else "right")
+    out.add_column("method")
+    for column in (
+        "epochs",
+        f"vs {reference}" if reference else "vs -",
+        "best final",
+        "regret",
+        "pruned",
+    ):
+        out.add_column(column, justify="right")
     for column in ("fits", "fit s", "wall s"):
         out.add_column(column, justify="right")
     for method, runs in results.items():

@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--min-filters", type=int, default=4)
     parser.add_argument("--max-filters", type=int, default=16)
-    parser.add_argument("--max-train", type=int, default=400)
+    parser.add_argument("--max-train", type=int, default=300)
     parser.add_argument("--n-val", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args(argv)

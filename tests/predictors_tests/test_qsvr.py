@@ -1,0 +1,256 @@
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import dimod
+import numpy as np
+import pytest
+from dwave.samplers import SimulatedAnnealingSampler
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.svm import SVR
+from sklearn.svm import NuSVR
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from optuna_qsvr.predictors._qsvr import QSVR
+from optuna_qsvr.predictors._qsvr import combination_weights
+from optuna_qsvr.predictors._qubo import precision_vector
+from optuna_qsvr.predictors._qubo import qubo_bqm
+
+
+# Small anneals keep the suite fast; the QUBOs here have at most 120 variables.
+FAST = dict(num_reads=100, annealer_params={"num_sweeps": 200})
+
+
+def _sine(n_points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(seed).uniform(size=n_points)
+    return x[:, None], (np.sin(2 * np.pi * x) + 1) / 2
+
+
+def _digits_mlp_curves(n_configs: int = 30, n_epochs: int = 20, seed: int = 0) -> np.ndarray:
+    """Validation-accuracy curves of MLPs with random hyperparameters on sklearn's digits."""
+    X, y = load_digits(return_X_y=True)
+    X_train, X_val, y_train, y_val = train_test_split(
+        X / 16.0, y, train_size=500, test_size=400, random_state=seed, stratify=y
+    )
+    rng = np.random.default_rng(seed)
+    curves = np.empty((n_configs, n_epochs))
+    for i in range(n_configs):
+        model = MLPClassifier(
+            hidden_layer_sizes=(int(rng.choice([8, 16, 32])),),
+            learning_rate_init=10 ** rng.uniform(-4, -1.5),
+            alpha=10 ** rng.uniform(-6, -1),
+            batch_size=int(rng.choice([64, 128, 256])),
+            random_state=i,
+        )
+        for epoch in range(n_epochs):
+            model.partial_fit(X_train, y_train, classes=np.arange(10))
+            curves[i, epoch] = model.score(X_val, y_val)
+    return curves
+
+
+@pytest.fixture(scope="session")
+def digits_curves() -> tuple[np.ndarray, np.ndarray]:
+    curves = _digits_mlp_curves()
+    X = MinMaxScaler().fit_transform(curves[:, :5])
+    y = MinMaxScaler().fit_transform(curves[:, [-1]])[:, 0]
+    return X, y
+
+
+def test_sine_close_to_nusvr():
+    X, y = _sine(40, seed=0)
+    train, test = np.arange(20), np.arange(20, 40)
+    # gamma=10 suits one feature on [0, 1]; both models get the same kernel.
+    qsvr = QSVR(gamma=10.0, random_state=0, **FAST).fit(X[train], y[train])
+    nusvr = NuSVR(C=67.61, gamma=10.0).fit(X[train], y[train])
+    r2_q = r2_score(y[test], qsvr.predict(X[test]))
+    r2_svr = r2_score(y[test], nusvr.predict(X[test]))
+    # Measured: Q-SVR 0.99, NuSVR 1.00.
+    assert r2_q >= r2_svr - 0.05
+    assert qsvr.n_estimators_ == 1
+
+
+def _cross_validated_r2(X, y, make_model, max_train=None):
+    scores = []
+    for train, test in KFold(5, shuffle=True, random_state=0).split(X):
+        train = train[:max_train]
+        model = make_model().fit(X[train], y[train])
+        scores.append(r2_score(y[test], model.predict(X[test])))
+    return float(np.mean(scores))
+
+
+def test_learning_curves_single_and_ensemble_vs_nusvr(digits_curves):
+    X, y = digits_curves
+    r2_svr20 = _cross_validated_r2(X, y, lambda: NuSVR(C=67.61, gamma=0.1), max_train=20)
+    r2_q20 = _cross_validated_r2(X, y, lambda: QSVR(random_state=0, **FAST), max_train=20)
+    r2_svr = _cross_validated_r2(X, y, lambda: NuSVR(C=67.61, gamma=0.1))
+    r2_ens = _cross_validated_r2(X, y, lambda: QSVR(max_points=10, random_state=0, **FAST))
+    # The encoding caps every dual variable at sum(p) ~ 1.75 whatever C is, so with the
+    # reference's near-linear kernel (gamma=0.1 on [0, 1] features) a Q-SVR behaves like an
+    # SVR with C ~ 1.75: it cannot match NuSVR(C=67.61) exactly but tracks the capped SVR.
+    r2_capped = _cross_validated_r2(
+        X, y, lambda: SVR(C=precision_vector(3, 0.5, 0.005).sum(), epsilon=0.02, gamma=0.1),
+        max_train=20,
+    )
+    print(f"{r2_svr20=:.3f} {r2_q20=:.3f} {r2_capped=:.3f} {r2_svr=:.3f} {r2_ens=:.3f}")
+    assert r2_q20 >= r2_svr20 - 0.2
+    assert r2_q20 >= r2_capped - 0.05
+    assert r2_ens >= r2_svr - 0.2
+    assert r2_ens > 0.5
+
+
+def test_ensemble_partitions_every_point():
+    X, y = _sine(45, seed=1)
+    model = QSVR(max_points=20, gamma=10.0, random_state=0, **FAST).fit(X, y)
+    assert model.n_estimators_ == math.ceil(45 / 20)
+    assert len(model.energies_) == model.n_estimators_
+    assert model.support_vectors_.shape == (model.dual_coef_.shape[0], 1)
+    # Support vectors come from all three parts, so no part was dropped.
+    assert model.support_.size > 30
+    expected = (
+        np.exp(-10.0 * (X[:5] - model.support_vectors_.T) ** 2) @ model.dual_coef_
+        + model.intercept_
+    )
+    np.testing.assert_allclose(model.predict(X[:5]), expected)
+    assert r2_score(y, model.predict(X)) > 0.9
+
+
+def _objective(bits, X, y, K, B, k0, epsilon, xi, gamma):
+    n = len(y)
+    p = B ** (np.arange(K) - k0)
+    alpha = np.array([bits[i * K : (i + 1) * K] @ p for i in range(n)])
+    alpha_hat = np.array([bits[K * n + i * K : K * n + (i + 1) * K] @ p for i in range(n)])
+    d = alpha - alpha_hat
+    G = np.exp(-gamma * ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    energy = 0.5 * d @ G @ d + epsilon * (alpha + alpha_hat).sum() - y @ d + xi * d.sum() ** 2
+    return energy, alpha, alpha_hat
+
+
+def test_exact_solver_fit_is_the_ground_state_with_kkt_bias():
+    X = np.array([[0.0], [0.4], [1.0]])
+    y = np.array([0.2, 0.9, 0.4])
+    params = dict(K=2, B=0.5, k0=0.0, epsilon=0.02, xi=0.01, gamma=2.0)
+    model = QSVR(annealer="exact", n_combined=1, combine="best", **params).fit(X, y)
+
+    energies = []
+    for bits in itertools.product((0, 1), repeat=12):
+        energies.append(_objective(np.array(bits), X, y, **params)[0])
+    best = np.array(list(itertools.product((0, 1), repeat=12))[int(np.argmin(energies))])
+    energy, alpha, alpha_hat = _objective(best, X, y, **params)
+    assert model.energies_[0][0] == pytest.approx(energy, abs=1e-10)
+
+    coef = alpha - alpha_hat
+    G = np.exp(-2.0 * (X - X.T) ** 2)
+    f0 = G @ coef
+    estimates = [y[i] - 0.02 - f0[i] for i in range(3) if 0 < alpha[i] < 67.61]
+    estimates += [y[i] + 0.02 - f0[i] for i in range(3) if 0 < alpha_hat[i] < 67.61]
+    bias = np.mean(estimates) if estimates else np.mean(y - f0)
+    np.testing.assert_allclose(model.predict(X), f0 + bias, atol=1e-10)
+
+
+def test_bias_falls_back_without_support_vectors():
+    # epsilon larger than every |y|: the ground state is all zeros, so no support vector.
+    X = np.array([[0.0], [1.0]])
+    y = np.array([0.3, 0.1])
+    model = QSVR(annealer="exact", K=1, epsilon=5.0, n_combined=1).fit(X, y)
+    assert model.dual_coef_.size == 0
+    np.testing.assert_allclose(model.predict(X), [0.2, 0.2], atol=1e-12)
+
+
+def test_reproducible_with_random_state():
+    X, y = _sine(30, seed=2)
+    first = QSVR(max_points=10, random_state=7, **FAST).fit(X, y).predict(X)
+    second = QSVR(max_points=10, random_state=7, **FAST).fit(X, y).predict(X)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_to_bqm_matches_qubo():
+    X, y = _sine(5, seed=3)
+    model = QSVR(K=2, gamma=3.0)
+    bqm = model.to_bqm(X, y)
+    assert isinstance(bqm, dimod.BinaryQuadraticModel)
+    assert bqm.num_variables == 2 * 2 * 5
+    reference = qubo_bqm(X, y, K=2, gamma=3.0)
+    bits = np.random.default_rng(0).integers(0, 2, size=(10, 20))
+    np.testing.assert_allclose(
+        bqm.energies((bits, range(20))), reference.energies((bits, range(20)))
+    )
+
+
+def test_combination_weights():
+    y = np.array([0.0, 1.0, 2.0])
+    preds = np.array([[0.0, 1.0, 2.1], [0.5, 1.5, 1.0], [0.0, 0.0, 0.0]])
+    for method in ("reference", "best", "mean"):
+        weights = combination_weights(preds, y, method)
+        assert weights.shape == (3,)
+        assert weights.sum() == pytest.approx(1.0)
+        assert np.all(weights >= 0)
+    np.testing.assert_array_equal(combination_weights(preds, y, "best"), [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(combination_weights(preds, y, "mean"), [1 / 3] * 3)
+    reference = combination_weights(preds, y, "reference")
+    assert reference[0] > reference[1] > reference[2]
+    # A perfect candidate must not produce NaN weights.
+    assert np.all(np.isfinite(combination_weights(np.vstack([y, preds[1]]), y, "reference")))
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"K": 0}, "K must be"),
+        ({"num_reads": 0}, "num_reads"),
+        ({"gamma": -1.0}, "gamma"),
+        ({"combine": "median"}, "combine"),
+        ({"timeout": 0}, "timeout"),
+        ({"annealer_params": [1, 2]}, "annealer_params"),
+    ],
+)
+def test_invalid_params_raise_on_fit(params, match):
+    X, y = _sine(4, seed=0)
+    with pytest.raises(ValueError, match=match):
+        QSVR(**params).fit(X, y)
+
+
+def test_unfitted_and_unused_params():
+    X, y = _sine(4, seed=0)
+    with pytest.raises(NotFittedError):
+        QSVR().predict(X)
+    with pytest.warns(UserWarning, match="num_sweeps"):
+        QSVR(annealer="exact", K=1, annealer_params={"num_sweeps": 5}).fit(X[:2], y[:2])
+
+
+def test_qpu_code_path_offline():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import dwave_networkx as dnx
+    from dwave.system import EmbeddingComposite
+
+    graph = dnx.pegasus_graph(16)
+    qpu_like = EmbeddingComposite(
+        dimod.StructureComposite(SimulatedAnnealingSampler(), list(graph.nodes), list(graph.edges))
+    )
+    X, y = _sine(4, seed=4)
+    model = QSVR(
+        annealer=qpu_like,
+        gamma=10.0,
+        num_reads=50,
+        annealer_params={"num_sweeps": 1000, "embedding_parameters": {"tries": 1, "random_seed": 0}},
+        random_state=0,
+    ).fit(X, y)
+    assert len(model.chain_break_fractions_) == 1
+    assert 0.0 <= model.chain_break_fractions_[0] <= 1.0
+    assert r2_score(y, model.predict(X)) > 0.8
+
+
+@parametrize_with_checks(
+    [QSVR(num_reads=5, n_combined=2, annealer_params={"num_sweeps": 20}, random_state=0)],
+    expected_failed_checks=lambda estimator: {},
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
