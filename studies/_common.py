@@ -68,8 +68,21 @@ def build_parser(name: str, description: str, default_epochs: int) -> argparse.A
         help="Optuna storage URL (SQLite by default; postgresql://... for many nodes)",
     )
     parser.add_argument("--study-name", default=name)
-    parser.add_argument("--n-trials", type=int, default=20)
+    parser.add_argument("--n-trials", type=int, default=None, help="trials for this worker")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="trials for the whole study across all workers (default: 20 if no --n-trials)",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds for this worker")
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=30,
+        help="seconds between heartbeats of a running trial (RDB storages); 0 turns them off",
+    )
+    parser.add_argument("--grace-period", type=int, default=None, help="default 4 heartbeats")
     parser.add_argument("--epochs", type=int, default=default_epochs, help="max epochs per trial")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
     parser.add_argument("--pruner", choices=PRUNERS, default="swift-svr")
@@ -95,24 +108,45 @@ def run_study(
     min_resource: int = 1,
     reduction_factor: int = 3,
 ) -> optuna.study.Study:
-    """Create or join the study in ``args.storage`` and run ``args.n_trials`` trials."""
+    """Create or join the study in ``args.storage`` and run trials until the budget is used.
+
+    Many workers may run this at once against one storage: the study is created by the first
+    and joined by the others, and the budget counts trials across all of them.
+    """
     import optuna
 
-    study = optuna.create_study(
-        storage=args.storage,
-        study_name=args.study_name,
-        direction=direction,
-        load_if_exists=True,
-        sampler=make_sampler(args.sampler, args.seed),
-        pruner=make_pruner(
-            args.pruner,
-            max_resource=args.epochs,
-            min_resource=min_resource,
-            reduction_factor=reduction_factor,
-        ),
+    from optuna_qsvr._worker import open_storage, run_worker, url_secrets
+
+    storage = open_storage(
+        args.storage,
+        heartbeat_interval=args.heartbeat_interval or None,
+        grace_period=args.grace_period,
     )
-    study.optimize(objective, n_trials=args.n_trials, timeout=args.timeout)
-    return study
+
+    def make_study() -> optuna.study.Study:
+        return optuna.create_study(
+            storage=storage,
+            study_name=args.study_name,
+            direction=direction,
+            load_if_exists=True,
+            sampler=make_sampler(args.sampler, args.seed),
+            pruner=make_pruner(
+                args.pruner,
+                max_resource=args.epochs,
+                min_resource=min_resource,
+                reduction_factor=reduction_factor,
+            ),
+        )
+
+    budget = args.budget if args.budget is not None or args.n_trials is not None else 20
+    return run_worker(
+        make_study,
+        objective,
+        budget=budget,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        secrets=url_secrets(args.storage),
+    )
 
 
 def epochs_used(study: optuna.study.Study) -> int:
@@ -126,22 +160,17 @@ def print_summary(study: optuna.study.Study, storage: str) -> None:
     states = [t.state for t in study.trials]
     n_pruned = states.count(optuna.trial.TrialState.PRUNED)
     n_complete = states.count(optuna.trial.TrialState.COMPLETE)
-    print(f"study {study.study_name!r}: {len(states)} trials, {n_complete} complete, "
-          f"{n_pruned} pruned, {epochs_used(study)} epochs trained")
+    print(
+        f"study {study.study_name!r}: {len(states)} trials, {n_complete} complete, "
+        f"{n_pruned} pruned, {epochs_used(study)} epochs trained"
+    )
     if n_complete:
         best = study.best_trial
         print(f"best trial #{best.number}: value {best.value:.5g}, params {best.params}")
-    print(f"inspect it: optuna-dashboard {_redact(storage)}")
+    from optuna_qsvr._worker import redact
 
-
-def _redact(url: str) -> str:
     # Never echo a database password.
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
+    print(f"inspect it: optuna-dashboard {redact(storage)}")
 
 
 def configure_threads() -> None:

@@ -24,10 +24,10 @@ DEFAULT_EPOCHS = 300
 EMBED_DIM = 32
 
 # Search space shared by the study and the learning-curve recording.
-LEARNING_RATE = (1e-4, 3e-2)
-HIDDEN_SIZE = (8, 128)
+LEARNING_RATE = (1e-4, 5e-2)
+HIDDEN_SIZE = (8, 64)
 DROPOUT = (0.0, 0.6)
-BATCH_SIZES = (32, 64, 128, 256)
+BATCH_SIZES = (64, 128, 256, 512)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # noqa: ANN202
+def __getattr__(name: str):
     # QSVR pulls in dimod; load it only when asked for.
     if name == "QSVR":
         from optuna_qsvr.predictors._qsvr import QSVR

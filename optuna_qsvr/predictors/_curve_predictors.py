@@ -45,7 +45,9 @@ class _KernelCurvePredictor(BasePredictor):
     ) -> None:
         bad = [k for k in features if k not in FEATURE_KINDS]
         if bad or not features:
-            raise ValueError(f"features must be a non-empty subset of {FEATURE_KINDS}, got {features}")
+            raise ValueError(
+                f"features must be a non-empty subset of {FEATURE_KINDS}, got {features}"
+            )
         if cv < 0 or cv == 1:
             raise ValueError(f"cv must be 0 (no uncertainty) or >= 2 folds, got {cv}")
         self.features = tuple(features)
@@ -80,9 +82,11 @@ class _KernelCurvePredictor(BasePredictor):
             )
         start = time.perf_counter()
         encoder = ParamEncoder().fit(params) if "params" in self.features and params else None
-        kinds = self.features if encoder is not None else tuple(
-            k for k in self.features if k != "params"
-        ) or ("curve",)
+        kinds = (
+            self.features
+            if encoder is not None
+            else tuple(k for k in self.features if k != "params") or ("curve",)
+        )
         X = curve_features(curves, params, kinds=kinds, encoder=encoder)
         x_scaler = MinMaxScaler().fit(X)
         y_scaler = MinMaxScaler().fit(targets[:, None])
@@ -109,7 +113,7 @@ class _KernelCurvePredictor(BasePredictor):
             "gamma": float(gamma),
             "sigma": sigma,
             "info": {
-                "n_train": int(len(ys)),
+                "n_train": len(ys),
                 "fit_seconds": time.perf_counter() - start,
                 **self._estimator_info(est),
             },
@@ -232,7 +236,7 @@ class SVRPredictor(_KernelCurvePredictor):
         )
 
     def _estimator_info(self, est: Any) -> dict[str, Any]:
-        return {"estimator": "NuSVR", "n_support": int(len(est.support_))}
+        return {"estimator": "NuSVR", "n_support": len(est.support_)}
 
 
 class QSVRPredictor(_KernelCurvePredictor):
@@ -354,8 +358,18 @@ def _reject_constant(name: str) -> None:
 
 def _build(doc: dict[str, Any]) -> _KernelCurvePredictor:
     required = {
-        "features", "kinds", "n_steps", "x_scaler", "y_scaler", "param_columns",
-        "support_vectors", "dual_coef", "intercept", "gamma", "sigma", "info",
+        "features",
+        "kinds",
+        "n_steps",
+        "x_scaler",
+        "y_scaler",
+        "param_columns",
+        "support_vectors",
+        "dual_coef",
+        "intercept",
+        "gamma",
+        "sigma",
+        "info",
     }
     missing = required - set(doc)
     if missing:

@@ -39,7 +39,7 @@ class Schedule:
 
     @cached_property
     def bracket_sizes(self) -> tuple[int, ...]:
-        """Hyperband's ``n`` per bracket ``s = 0..s_max``: ``ceil((s_max + 1) eta^s / (s + 1))``."""
+        """Hyperband's ``n`` per bracket ``s``: ``ceil((s_max + 1) eta^s / (s + 1))``."""
         eta, n = self.reduction_factor, self.s_max + 1
         return tuple(-(-n * eta**s // (s + 1)) for s in range(n))
 

@@ -136,11 +136,17 @@ class SwiftHyperbandPruner(BasePruner):
             _check_int("refit_every", refit_every, 1)
         bad = [f for f in features if f not in FEATURE_KINDS]
         if bad or not features:
-            raise ValueError(f"features must be a non-empty subset of {FEATURE_KINDS}, got {features}")
+            raise ValueError(
+                f"features must be a non-empty subset of {FEATURE_KINDS}, got {features}"
+            )
         if isinstance(predictor, str) and predictor not in ("svr", "qsvr"):
-            raise ValueError(f"predictor must be 'svr', 'qsvr' or a BasePredictor, got {predictor!r}")
+            raise ValueError(
+                f"predictor must be 'svr', 'qsvr' or a BasePredictor, got {predictor!r}"
+            )
         if not isinstance(predictor, (str, BasePredictor)) and not callable(predictor):
-            raise TypeError(f"predictor must be 'svr', 'qsvr' or a BasePredictor, got {predictor!r}")
+            raise TypeError(
+                f"predictor must be 'svr', 'qsvr' or a BasePredictor, got {predictor!r}"
+            )
 
         self._schedule = Schedule(min_resource, max_resource, reduction_factor, known_curve)
         self._min_train_curves = min_train_curves
@@ -329,13 +335,17 @@ class SwiftHyperbandPruner(BasePruner):
 
         full_values = [
             v
-            for t, r in zip(peers, [t.system_attrs.get(f"{DECISION_PREFIX}{rung.index}") for t in peers])
-            if r and r.get("decision") == "full"
+            for t in peers
+            if (t.system_attrs.get(f"{DECISION_PREFIX}{rung.index}") or {}).get("decision")
+            == "full"
             for v in [_value_at(t, target, sign)]
             if v is not None and math.isfinite(v)
         ]
         basis = full_values or [
-            v for t in pool for v in [_value_at(t, target, sign)] if v is not None and math.isfinite(v)
+            v
+            for t in pool
+            for v in [_value_at(t, target, sign)]
+            if v is not None and math.isfinite(v)
         ]
         tau = float(np.quantile(basis, self._threshold_quantile))
         record["forecast"] = sign * forecast
@@ -347,7 +357,10 @@ class SwiftHyperbandPruner(BasePruner):
             p_beat = _normal_cdf((tau - forecast) / sigma)
             record["p_beat"] = p_beat
             if p_beat >= 1.0 - self._confidence:
-                keep, reason = True, f"P(beats threshold) {p_beat:.3f} >= {1 - self._confidence:.3f}"
+                keep, reason = (
+                    True,
+                    f"P(beats threshold) {p_beat:.3f} >= {1 - self._confidence:.3f}",
+                )
         if not keep:
             # No pause to "top up to n_next": keep a forecast within the rung's top 1/eta.
             ranked = sorted(
@@ -398,7 +411,9 @@ class SwiftHyperbandPruner(BasePruner):
             return copy.deepcopy(spec)
         made = spec()
         if not isinstance(made, BasePredictor):
-            raise TypeError(f"predictor factory returned {type(made).__name__}, not a BasePredictor")
+            raise TypeError(
+                f"predictor factory returned {type(made).__name__}, not a BasePredictor"
+            )
         return made
 
     def _load_predictor(self, text: str) -> BasePredictor:
@@ -448,7 +463,9 @@ class SwiftHyperbandPruner(BasePruner):
         if len(pool) < self._min_train_curves:
             return None, f"{len(pool)} of {self._min_train_curves} training curves"
         claim_name = f"{key}:v{version}"
-        if not _shared.try_claim(storage, study_id, claim_name, self._owner, self._fit_lease_seconds):
+        if not _shared.try_claim(
+            storage, study_id, claim_name, self._owner, self._fit_lease_seconds
+        ):
             state = _shared.claim_state(storage.get_study_system_attrs(study_id), claim_name) or {}
             if state.get("failed"):
                 return self._stale_or_none(cache_key, f"predictor fit failed: {state['failed']}")
@@ -457,7 +474,7 @@ class SwiftHyperbandPruner(BasePruner):
             curves = np.vstack([_curve(t, t_star, sign) for t in pool])
             targets = np.array([_value_at(t, target, sign) for t in pool], dtype=float)
             finite = np.isfinite(targets)
-            params = [t.params for t, ok in zip(pool, finite) if ok]
+            params = [t.params for t, ok in zip(pool, finite, strict=False) if ok]
             start = time.perf_counter()
             model = self._new_predictor().fit(curves[finite], targets[finite], params)
             seconds = time.perf_counter() - start
@@ -476,10 +493,20 @@ class SwiftHyperbandPruner(BasePruner):
             header = _shared.publish_model(storage, study_id, key, model.to_json(), meta)
         except Exception as err:  # Fall back to ASHA; others retry after a pause.
             reason = f"{type(err).__name__}: {err}"
-            _shared.end_claim(storage, study_id, claim_name, self._owner, retry_after=300.0, reason=reason)
+            _shared.end_claim(
+                storage, study_id, claim_name, self._owner, retry_after=300.0, reason=reason
+            )
             self._warn_once(study, key, f"predictor fit failed, ASHA decides: {reason}")
             return self._stale_or_none(cache_key, f"predictor fit failed: {reason}")
         _shared.end_claim(storage, study_id, claim_name, self._owner)
+        _logger.info(
+            "fitted predictor %s v%d (%s) on %d curves in %.3f s",
+            key,
+            version,
+            meta["kind"],
+            meta["n_train"],
+            seconds,
+        )
         with self._lock:
             self._models[cache_key] = (version, model, header)
         return model, ""
@@ -540,9 +567,7 @@ def _curve(trial: optuna.trial.FrozenTrial, t_star: int, sign: float) -> np.ndar
 
 def _has_curve(trial: optuna.trial.FrozenTrial, t_star: int, target: int) -> bool:
     values = trial.intermediate_values
-    if not any(
-        math.isfinite(values[s]) for s in range(1, t_star + 1) if s in values
-    ):
+    if not any(math.isfinite(values[s]) for s in range(1, t_star + 1) if s in values):
         return False
     v = _value_at(trial, target, 1.0)
     return v is not None and math.isfinite(v)

@@ -164,8 +164,14 @@ class _StudyView(optuna.study.Study):
     ) -> list[FrozenTrial]:
         inner_states = states
         if self._forecast_aware and states is not None and TrialState.COMPLETE in states:
-            inner_states = tuple({*states, TrialState.PRUNED}) if isinstance(states, (set, frozenset, tuple, list)) else None
-        trials = self._inner._get_trials(deepcopy=deepcopy, states=inner_states, use_cache=use_cache)
+            inner_states = (
+                tuple({*states, TrialState.PRUNED})
+                if isinstance(states, (set, frozenset, tuple, list))
+                else None
+            )
+        trials = self._inner._get_trials(
+            deepcopy=deepcopy, states=inner_states, use_cache=use_cache
+        )
         out = []
         for t in trials:
             if self._keep is not None and not self._keep(t.number):

@@ -23,7 +23,9 @@ def _curves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     floor = rng.uniform(0.0, 0.4, n)
     steps = np.arange(1, 31)
     full = floor[:, None] + np.exp(-np.outer(rate, steps)) + rng.normal(0, 0.005, (n, 30))
-    params = [{"rate": r, "opt": "adam" if f > 0.2 else "sgd"} for r, f in zip(rate, floor)]
+    params = [
+        {"rate": r, "opt": "adam" if f > 0.2 else "sgd"} for r, f in zip(rate, floor, strict=True)
+    ]
     return full[:, :8], full[:, -1], params
 
 
@@ -54,7 +56,7 @@ def test_round_trip_predictions_are_identical() -> None:
     p = SVRPredictor(features=("curve", "diff1", "params")).fit(X, y, params)
     q = load_predictor(p.to_json())
     assert type(q) is SVRPredictor
-    for a, b in zip(p.predict(X, params), q.predict(X, params)):
+    for a, b in zip(p.predict(X, params), q.predict(X, params), strict=False):
         assert np.array_equal(a, b)
     assert q.to_json() == p.to_json()
 
@@ -111,6 +113,11 @@ def test_garbage_is_rejected(text) -> None:
 
 
 def test_nan_inside_a_record_is_rejected() -> None:
-    text = SVRPredictor().fit(*_curves(20)[:2]).to_json().replace('"intercept":', '"intercept":NaN,"_":', 1)
+    text = (
+        SVRPredictor()
+        .fit(*_curves(20)[:2])
+        .to_json()
+        .replace('"intercept":', '"intercept":NaN,"_":', 1)
+    )
     with pytest.raises(ModelFormatError, match="NaN"):
         load_predictor(text)

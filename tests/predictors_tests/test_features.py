@@ -27,7 +27,12 @@ def test_feature_blocks_have_the_documented_widths() -> None:
     assert X.shape == (2, 6 + 5 + 4 + 4)
     np.testing.assert_allclose(X[0, 6:11], np.diff(curves[0]))
     np.testing.assert_allclose(X[0, 11:15], np.diff(curves[0], n=2))
-    assert [c[:2] for c in enc.columns_] == [("depth", "num"), ("lr", "log"), ("opt", "cat"), ("opt", "cat")]
+    assert [c[:2] for c in enc.columns_] == [
+        ("depth", "num"),
+        ("lr", "log"),
+        ("opt", "cat"),
+        ("opt", "cat"),
+    ]
     np.testing.assert_allclose(X[:, 15:], [[2, math.log(1e-4), 1, 0], [4, math.log(1e-1), 0, 1]])
 
 

@@ -161,7 +161,10 @@ def test_too_few_curves_means_full_then_asha(storage_factory, study_name) -> Non
     for i in range(12):
         _run_curve(study, _flat(1.0 - i / 20, 9))
     decisions = [
-        v["decision"] for t in study.trials for k, v in t.system_attrs.items() if k.startswith(DECISION)
+        v["decision"]
+        for t in study.trials
+        for k, v in t.system_attrs.items()
+        if k.startswith(DECISION)
     ]
     assert decisions and set(decisions) == {"full"}
     assert fit_records(study) == []
@@ -280,8 +283,14 @@ def test_hostile_model_record_is_rejected_and_refitted(study_name) -> None:
     study._storage.set_study_system_attr(
         sid,
         "swift:model:r9_t5",
-        {"chunks": 1, "sha256": hashlib.sha256(payload.encode()).hexdigest(), "version": 1,
-         "kind": "svr", "n_train": 3, "fit_seconds": 0.1},
+        {
+            "chunks": 1,
+            "sha256": hashlib.sha256(payload.encode()).hexdigest(),
+            "version": 1,
+            "kind": "svr",
+            "n_train": 3,
+            "fit_seconds": 0.1,
+        },
     )
     _ask_in_bracket(study, pruner, 0)
     trial = _run_curve(study, {s: math.exp(-0.3 * s) for s in range(1, 10)})
@@ -313,8 +322,10 @@ def test_n_jobs_4_fits_each_key_once(tmp_path, study_name) -> None:
     records = fit_records(study)
     assert records and all(r["version"] == 1 for r in records)
     pruned_on_forecast = [
-        t for t in study.trials
-        for k, v in t.system_attrs.items() if k.startswith(DECISION) and v["decision"] == "pruned"
+        t
+        for t in study.trials
+        for k, v in t.system_attrs.items()
+        if k.startswith(DECISION) and v["decision"] == "pruned"
     ]
     assert pruned_on_forecast
 
@@ -349,9 +360,16 @@ SECOND_PROCESS = textwrap.dedent(
 def _decisions(url: str, name: str) -> list:
     study = optuna.load_study(storage=url, study_name=name)
     return [
-        (t.number, t.state, t.last_step,
-         sorted((k, v["decision"], v.get("forecast")) for k, v in t.system_attrs.items()
-                if k.startswith(DECISION)))
+        (
+            t.number,
+            t.state,
+            t.last_step,
+            sorted(
+                (k, v["decision"], v.get("forecast"))
+                for k, v in t.system_attrs.items()
+                if k.startswith(DECISION)
+            ),
+        )
         for t in study.trials
     ]
 
@@ -382,8 +400,13 @@ def test_svr_predictor_survives_the_storage_round_trip(study_name) -> None:
     study = optuna.create_study(study_name=study_name)
     from optuna_qsvr import _shared
 
-    _shared.publish_model(study._storage, study._study_id, "k", p.to_json(),
-                          {"kind": "svr", "n_train": 20, "fit_seconds": 0.0})
-    header, text = _shared.read_model(study._storage.get_study_system_attrs(study._study_id), "k")
+    _shared.publish_model(
+        study._storage,
+        study._study_id,
+        "k",
+        p.to_json(),
+        {"kind": "svr", "n_train": 20, "fit_seconds": 0.0},
+    )
+    _header, text = _shared.read_model(study._storage.get_study_system_attrs(study._study_id), "k")
     q = SVRPredictor.from_json(text)
     assert np.array_equal(p.predict(curves)[0], q.predict(curves)[0])

@@ -108,7 +108,9 @@ def test_forecast_aware_view_shows_pruned_trials_with_their_forecast() -> None:
         assert complete[number] == forecast
     # Trials pruned by successive halving have no forecast and stay pruned.
     asha_pruned = [
-        t.number for t in study.trials if t.state == TrialState.PRUNED and t.number not in forecast_pruned
+        t.number
+        for t in study.trials
+        if t.state == TrialState.PRUNED and t.number not in forecast_pruned
     ]
     assert all(n not in complete for n in asha_pruned)
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from studies import _babi, babi17
 from studies._common import build_parser
@@ -42,6 +44,15 @@ _STEP = {
     "to the left of": (-1, 0),
     "to the right of": (1, 0),
 }
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Several workers share the test machine; extra intra-op threads only slow them down.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _solve(question: _babi.Question) -> str:
