@@ -11,7 +11,10 @@ optuna-dashboard and plotly are optional: ``pip install optuna-qsvr[dashboard]``
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from optuna_qsvr._report import build_report
@@ -25,6 +28,12 @@ _logger = logging.getLogger(__name__)
 FORECAST_PLOT_ID = "swift-forecast-vs-observed"
 EPOCHS_PLOT_ID = "swift-epochs-vs-best"
 _INSTALL = "pip install optuna-qsvr[dashboard]"
+# The dashboard lays plots out in half-width cards: a legend at the side would squeeze them.
+_LAYOUT: dict[str, Any] = {
+    "template": "plotly_white",
+    "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+    "margin": {"l": 60, "r": 20, "t": 60, "b": 20},
+}
 
 
 def _require(module: str) -> Any:
@@ -67,15 +76,16 @@ def forecast_figure(report: dict[str, Any]) -> go.Figure:
     if lo <= hi:
         fig.add_trace(
             go.Scatter(
-                x=[lo, hi], y=[lo, hi], mode="lines", name="forecast = observed",
+                x=[lo, hi], y=[lo, hi], mode="lines", name="x = y",
                 line={"dash": "dot", "color": "gray"}, hoverinfo="skip",
             )
         )
     fig.update_layout(
-        title="Swift: forecast vs observed at the target step, per predictor key",
+        title="Swift: forecast vs value reached, per key",
         xaxis_title="forecast",
         yaxis_title="observed",
-        legend_title="key r<target>_t<t*>",
+        legend_title="r<target>_t<t*>",
+        **_LAYOUT,
     )
     return fig
 
@@ -108,6 +118,7 @@ def epochs_figure(report: dict[str, Any]) -> go.Figure:
         title="Swift: best value against epochs spent",
         xaxis_title="epochs (sum of trials' last steps)",
         yaxis_title=f"best value ({report['direction']})",
+        **_LAYOUT,
     )
     return fig
 
@@ -181,3 +192,39 @@ class DashboardCallback:
         except Exception as err:
             _logger.warning("Swift-Hyperband dashboard plots not saved: %s: %s",
                             type(err).__name__, err)
+
+
+@contextlib.contextmanager
+def dashboard_server(storage: str | optuna.storages.BaseStorage) -> Iterator[str]:
+    """Serve optuna-dashboard on 127.0.0.1 (a free port) in a thread; yield its base URL.
+
+    The same WSGI application as the ``optuna-dashboard`` command, served by a threaded
+    :mod:`wsgiref` server as that command does; it is shut down on exit however the block
+    ends. For tests, screenshots and a quick look; run ``optuna-dashboard`` for real use.
+
+    Args:
+        storage: the storage to serve: a URL or a storage object.
+    """
+    dashboard = _require("optuna_dashboard")
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class _Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class _Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = make_server(
+        "127.0.0.1", 0, dashboard.wsgi(storage), server_class=_Server, handler_class=_Quiet
+    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -161,6 +161,12 @@ def add_worker_arguments(parser: Any) -> None:
     )
     parser.add_argument("--reduction-factor", type=int, default=3)
     parser.add_argument(
+        "--annealer",
+        default=None,
+        choices=("simulated", "exact", "qpu", "hybrid"),
+        help="annealer of swift-qsvr (default simulated); qpu/hybrid read Ocean's own config",
+    )
+    parser.add_argument(
         "--epoch-seconds", type=float, default=0.0, help="sleep per replayed epoch (training)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds this worker's config order")
@@ -196,7 +202,10 @@ def run_worker_command(args: Any) -> int:
         grace_period=args.grace_period,
     )
     pruner = make_pruner(
-        args.pruner, max_resource=table.max_step, reduction_factor=args.reduction_factor
+        args.pruner,
+        max_resource=table.max_step,
+        reduction_factor=args.reduction_factor,
+        annealer=args.annealer,
     )
 
     def make_study() -> optuna.study.Study:

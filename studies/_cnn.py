@@ -39,7 +39,7 @@ class CNNConfig:
         momentum: SGD momentum (0 disables it).
         batch_size: Training mini-batch size.
         n_blocks: Convolution blocks (each halves the resolution); ``None`` picks as many as
-            the image allows, up to four.
+            the image allows, up to three.
         metric: ``"accuracy"`` (fraction correct) or ``"loss"`` (mean cross-entropy) on the
             validation split: what :func:`train_epochs` yields.
     """
@@ -72,7 +72,7 @@ class CNNConfig:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
 
 
-def default_blocks(height: int, width: int, max_blocks: int = 4) -> int:
+def default_blocks(height: int, width: int, max_blocks: int = 3) -> int:
     """As many resolution-halving blocks as keep the feature map at least 2x2."""
     side = min(height, width)
     return max(1, min(max_blocks, int(math.log2(max(side, 2))) - 1))
@@ -110,7 +110,15 @@ def build_cnn(
         nn.Dropout(config.dropout),
         nn.Linear(channels, n_classes),
     ]
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            # PyTorch's default init shrinks the signal through stacked ReLU convolutions
+            # without normalisation, leaving most runs at chance for many epochs; He
+            # initialisation keeps the variance and lets the hyperparameters decide.
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return model
 
 
 def train_epochs(
@@ -123,10 +131,11 @@ def train_epochs(
 ) -> Iterator[float]:
     """Train the CNN on ``data`` and yield the validation metric after every epoch.
 
-    The run is deterministic for a given ``seed`` on CPU: initialisation, shuffling and dropout
-    draw from a private random state, so interleaving other torch code between epochs (another
-    trial, a pruner) changes nothing. A diverged run (non-finite loss) keeps yielding chance
-    accuracy or ``inf`` loss rather than raising, as a real broken configuration would report.
+    The run is deterministic for a given ``seed`` (on a GPU up to cuDNN's own nondeterminism):
+    initialisation, shuffling and dropout draw from a private random state, so interleaving
+    other torch code between epochs (another trial, a pruner) changes nothing. A diverged run
+    (non-finite training loss) keeps yielding chance accuracy or ``inf`` loss rather than
+    raising, as a real broken configuration would report.
 
     Args:
         config: Hyperparameters of the run.
@@ -154,7 +163,7 @@ def train_epochs(
             image_size=tuple(data.x_train.shape[2:]),
             n_classes=data.n_classes,
         ).to(device)
-        rng_state = torch.get_rng_state()
+        rng_state = _get_rng_state(devices)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.learning_rate,
@@ -167,15 +176,29 @@ def train_epochs(
     for _ in range(epochs):
         if not diverged:
             with torch.random.fork_rng(devices=devices):
-                torch.set_rng_state(rng_state)
+                _set_rng_state(rng_state, devices)
                 diverged = not _train_one_epoch(
                     model, optimizer, loss_fn, x_train, y_train, config.batch_size, shuffler
                 )
-                rng_state = torch.get_rng_state()
+                rng_state = _get_rng_state(devices)
         if diverged:
             yield 1.0 / data.n_classes if config.metric == "accuracy" else math.inf
         else:
             yield _evaluate(model, loss_fn, x_val, y_val, config.metric, config.batch_size)
+
+
+def _get_rng_state(devices: list[int]) -> list:
+    import torch
+
+    return [torch.get_rng_state(), *(torch.cuda.get_rng_state(d) for d in devices)]
+
+
+def _set_rng_state(state: list, devices: list[int]) -> None:
+    import torch
+
+    torch.set_rng_state(state[0])
+    for d, s in zip(devices, state[1:], strict=True):
+        torch.cuda.set_rng_state(s, d)
 
 
 def _train_one_epoch(model, optimizer, loss_fn, x, y, batch_size, shuffler) -> bool:

@@ -17,19 +17,30 @@ _logger = logging.getLogger("studies")
 
 
 def make_pruner(
-    name: str, *, max_resource: int, min_resource: int = 1, reduction_factor: int = 3
+    name: str,
+    *,
+    max_resource: int,
+    min_resource: int = 1,
+    reduction_factor: int = 3,
+    annealer: str | None = None,
 ) -> optuna.pruners.BasePruner:
-    """Build a pruner from its command-line name, with the study's epoch budget."""
+    """Build a pruner from its command-line name, with the study's epoch budget.
+
+    ``annealer`` ("simulated", "exact", "qpu", "hybrid") applies to ``swift-qsvr``.
+    """
     import optuna
 
     if name in ("swift-svr", "swift-qsvr"):
-        from optuna_qsvr import SwiftHyperbandPruner
+        from optuna_qsvr import QSVRPredictor, SwiftHyperbandPruner
 
+        predictor: object = name.removeprefix("swift-")
+        if name == "swift-qsvr" and annealer is not None:
+            predictor = QSVRPredictor(annealer=annealer)
         return SwiftHyperbandPruner(
             min_resource=min_resource,
             max_resource=max_resource,
             reduction_factor=reduction_factor,
-            predictor=name.removeprefix("swift-"),
+            predictor=predictor,
         )
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(

@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-train", type=int, default=None, help="training image subset")
     parser.add_argument("--max-val", type=int, default=None, help="validation image subset")
+    parser.add_argument("--min-filters", type=int, default=8, help="search range of the width")
+    parser.add_argument("--max-filters", type=int, default=64)
 
 
 def make_objective(args: argparse.Namespace):
@@ -39,7 +41,12 @@ def make_objective(args: argparse.Namespace):
         raise SystemExit(f"python -m studies.{NAME}: {e}") from None
     return cnn_objective(
         data,
-        partial(suggest_cifar_config, batch_size=args.batch_size, metric="accuracy"),
+        partial(
+            suggest_cifar_config,
+            batch_size=args.batch_size,
+            metric="accuracy",
+            filters=(args.min_filters, args.max_filters),
+        ),
         epochs=args.epochs,
         seed=args.seed,
         device=resolve_device(args.device),

@@ -11,7 +11,6 @@ import dimod
 
 from optuna_qsvr.predictors._base import AnnealerError, AnnealerTimeoutError
 
-
 __all__ = ["ANNEALER_NAMES", "resolve_annealer", "sample_qubo"]
 
 ANNEALER_NAMES = ("simulated", "exact", "qpu", "hybrid")
@@ -47,9 +46,7 @@ def _has_cloud_token() -> bool:
 
 def _leap_sampler(kind: str) -> dimod.Sampler:
     try:
-        from dwave.system import DWaveSampler
-        from dwave.system import EmbeddingComposite
-        from dwave.system import LeapHybridSampler
+        from dwave.system import DWaveSampler, EmbeddingComposite, LeapHybridSampler
     except ImportError as exc:
         raise AnnealerError(
             f"annealer {kind!r} needs dwave-system, which is not installed: {_QPU_EXTRA_HINT}"
@@ -193,9 +190,7 @@ def sample_qubo(
             raise exc
         message = str(exc)
         scrubbed = _scrub(message)
-        error = AnnealerError(
-            f"annealer {sampler_name} failed: {type(exc).__name__}: {scrubbed}"
-        )
+        error = AnnealerError(f"annealer {sampler_name} failed: {type(exc).__name__}: {scrubbed}")
         # Chaining would print the original message, so drop it when it held a secret.
         raise error from (exc if scrubbed == message else None)
 

@@ -20,7 +20,6 @@ from optuna_qsvr.predictors._annealers import resolve_annealer, sample_qubo
 from optuna_qsvr.predictors._base import AnnealerTimeoutError
 from optuna_qsvr.predictors._qubo import bqm_from_matrix, decode_samples, qubo_matrix
 
-
 __all__ = ["QSVR"]
 
 _COMBINE_METHODS = ("reference", "best", "mean")
@@ -170,7 +169,8 @@ class QSVR(RegressorMixin, BaseEstimator):
         xi:
             Penalty weight of the equality constraint ``sum(alpha - alpha_hat) = 0``.
         gamma:
-            RBF kernel coefficient.
+            RBF kernel coefficient, or ``"scale"`` for scikit-learn's
+            ``1 / (n_features * X.var())``. The fitted value is ``gamma_``.
         C:
             Box constraint, only used to pick the support vectors for the bias (the encoding
             bounds the dual variables by itself).
@@ -218,7 +218,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         k0: float = 0.005,
         epsilon: float = 0.02,
         xi: float = 0.01,
-        gamma: float = 0.1,
+        gamma: float | str = 0.1,
         C: float = 67.61,
         beta: float = 0.0,
         num_reads: int = 1000,
@@ -266,8 +266,10 @@ class QSVR(RegressorMixin, BaseEstimator):
 
         for name in ("K", "num_reads", "n_combined", "max_points"):
             positive_int(name)
-        for name in ("B", "gamma", "C"):
+        for name in ("B", "C"):
             real(name, positive=True)
+        if self.gamma != "scale":
+            real("gamma", positive=True)
         for name in ("epsilon", "xi", "beta"):
             real(name, positive=False)
         if not isinstance(self.k0, Real) or not math.isfinite(self.k0):
@@ -281,6 +283,12 @@ class QSVR(RegressorMixin, BaseEstimator):
                 f"annealer_params must be a mapping or None, got {type(self.annealer_params)}"
             )
 
+    def _gamma_for(self, X: np.ndarray) -> float:
+        if self.gamma != "scale":
+            return float(self.gamma)
+        var = float(np.var(X))
+        return 1.0 / (X.shape[1] * var) if var > 0 else 1.0
+
     def _qubo(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         return qubo_matrix(
             X,
@@ -290,7 +298,7 @@ class QSVR(RegressorMixin, BaseEstimator):
             k0=self.k0,
             epsilon=self.epsilon,
             xi=self.xi,
-            gamma=self.gamma,
+            gamma=getattr(self, "gamma_", None) or self._gamma_for(X),
             beta=self.beta,
         )
 
@@ -330,6 +338,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         """
         self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        self.gamma_ = self._gamma_for(X)
         rng = check_random_state(self.random_state)
         sampler = resolve_annealer(self.annealer)
         accepted = getattr(sampler, "parameters", {}) or {}
@@ -429,7 +438,7 @@ class QSVR(RegressorMixin, BaseEstimator):
 
         alpha, alpha_hat = decode_samples(bits[chosen], n_points, self.K, self.B, self.k0)
         coef = alpha - alpha_hat
-        f0 = coef @ rbf_kernel(X, gamma=self.gamma)
+        f0 = coef @ rbf_kernel(X, gamma=self.gamma_)
         intercepts = kkt_intercepts(alpha, alpha_hat, f0, y, self.epsilon, self.C)
         weights = combination_weights(f0 + intercepts[:, None], y, self.combine)
         self.combination_weights_.append(weights)
@@ -449,6 +458,6 @@ class QSVR(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         if self.dual_coef_.size == 0:
             return np.full(X.shape[0], self.intercept_)
-        return rbf_kernel(X, self.support_vectors_, gamma=self.gamma) @ self.dual_coef_ + (
+        return rbf_kernel(X, self.support_vectors_, gamma=self.gamma_) @ self.dual_coef_ + (
             self.intercept_
         )

@@ -11,7 +11,6 @@ import dimod
 import numpy as np
 from sklearn.metrics.pairwise import rbf_kernel
 
-
 __all__ = [
     "decode_samples",
     "precision_vector",

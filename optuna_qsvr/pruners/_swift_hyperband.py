@@ -257,7 +257,7 @@ class SwiftHyperbandPruner(BasePruner):
         if not promoted:
             study._storage.set_trial_user_attr(
                 trial._trial_id,
-                f"swift:rung{rung.index}",
+                f"swift:rung{rung.index}:promotion",
                 f"stopped at {rung.budget}: rank {record['rank']} of {record['of']} (ASHA)",
             )
         return not promoted

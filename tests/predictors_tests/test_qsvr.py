@@ -11,19 +11,14 @@ from dwave.samplers import SimulatedAnnealingSampler
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
-from sklearn.model_selection import KFold
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import MinMaxScaler
-from sklearn.svm import SVR
-from sklearn.svm import NuSVR
+from sklearn.svm import SVR, NuSVR
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from optuna_qsvr.predictors._qsvr import QSVR
-from optuna_qsvr.predictors._qsvr import combination_weights
-from optuna_qsvr.predictors._qubo import precision_vector
-from optuna_qsvr.predictors._qubo import qubo_bqm
-
+from optuna_qsvr.predictors._qsvr import QSVR, combination_weights
+from optuna_qsvr.predictors._qubo import precision_vector, qubo_bqm
 
 # Small anneals keep the suite fast; the QUBOs here have at most 120 variables.
 FAST = dict(num_reads=100, annealer_params={"num_sweeps": 200})
@@ -91,18 +86,22 @@ def test_learning_curves_single_and_ensemble_vs_nusvr(digits_curves):
     r2_svr20 = _cross_validated_r2(X, y, lambda: NuSVR(C=67.61, gamma=0.1), max_train=20)
     r2_q20 = _cross_validated_r2(X, y, lambda: QSVR(random_state=0, **FAST), max_train=20)
     r2_svr = _cross_validated_r2(X, y, lambda: NuSVR(C=67.61, gamma=0.1))
-    r2_ens = _cross_validated_r2(X, y, lambda: QSVR(max_points=10, random_state=0, **FAST))
+    # 24 training curves per fold and max_points=20: an ensemble of two 12-point Q-SVRs.
+    r2_ens = _cross_validated_r2(X, y, lambda: QSVR(random_state=0, **FAST))
     # The encoding caps every dual variable at sum(p) ~ 1.75 whatever C is, so with the
     # reference's near-linear kernel (gamma=0.1 on [0, 1] features) a Q-SVR behaves like an
     # SVR with C ~ 1.75: it cannot match NuSVR(C=67.61) exactly but tracks the capped SVR.
     r2_capped = _cross_validated_r2(
-        X, y, lambda: SVR(C=precision_vector(3, 0.5, 0.005).sum(), epsilon=0.02, gamma=0.1),
+        X,
+        y,
+        lambda: SVR(C=precision_vector(3, 0.5, 0.005).sum(), epsilon=0.02, gamma=0.1),
         max_train=20,
     )
-    print(f"{r2_svr20=:.3f} {r2_q20=:.3f} {r2_capped=:.3f} {r2_svr=:.3f} {r2_ens=:.3f}")
-    assert r2_q20 >= r2_svr20 - 0.2
+    # Measured (mean over 5 folds): NuSVR-20 0.71, Q-SVR-20 0.69, capped SVR-20 0.68,
+    # NuSVR-24 0.69, Q-SVR ensemble 0.65.
+    assert r2_q20 >= r2_svr20 - 0.1
     assert r2_q20 >= r2_capped - 0.05
-    assert r2_ens >= r2_svr - 0.2
+    assert r2_ens >= r2_svr - 0.1
     assert r2_ens > 0.5
 
 
@@ -258,8 +257,7 @@ def test_qpu_code_path_offline():
 
 
 @parametrize_with_checks(
-    [QSVR(num_reads=5, n_combined=2, annealer_params={"num_sweeps": 20}, random_state=0)],
-    expected_failed_checks=lambda estimator: {},
+    [QSVR(num_reads=5, n_combined=2, annealer_params={"num_sweeps": 20}, random_state=0)]
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)

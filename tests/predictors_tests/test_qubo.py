@@ -8,10 +8,7 @@ import dimod
 import numpy as np
 import pytest
 
-from optuna_qsvr.predictors._qubo import decode_samples
-from optuna_qsvr.predictors._qubo import precision_vector
-from optuna_qsvr.predictors._qubo import qubo_bqm
-from optuna_qsvr.predictors._qubo import qubo_matrix
+from optuna_qsvr.predictors._qubo import decode_samples, precision_vector, qubo_bqm, qubo_matrix
 
 
 def _dual_objective(bits, X, y, *, K, B, k0, epsilon, xi, gamma, beta):
@@ -27,7 +24,10 @@ def _dual_objective(bits, X, y, *, K, B, k0, epsilon, xi, gamma, beta):
         for m in range(n_points):
             dist2 = sum((X[n][j] - X[m][j]) ** 2 for j in range(len(X[n])))
             energy += (
-                0.5 * (alpha[n] - alpha_hat[n]) * (alpha[m] - alpha_hat[m]) * math.exp(-gamma * dist2)
+                0.5
+                * (alpha[n] - alpha_hat[n])
+                * (alpha[m] - alpha_hat[m])
+                * math.exp(-gamma * dist2)
             )
     energy += epsilon * sum(alpha[n] + alpha_hat[n] for n in range(n_points))
     energy -= sum(y[n] * (alpha[n] - alpha_hat[n]) for n in range(n_points))
