@@ -6,10 +6,11 @@ search space), trains each for ``--epochs`` epochs on a small fixed set of simul
 writes ``studies/curves/mlpf_delphes_sim.csv.gz`` in the format of :mod:`studies.replay`:
 ``config,step,value,param_<name>...`` with the validation loss of every epoch.
 
-Events and models are small so the default 200 configurations x 50 epochs take about 20
-minutes on one thread. A configuration that diverges is recorded at
-:data:`studies.mlpf.DIVERGED_LOSS` from the epoch it diverges on, so every value is finite.
-The same arguments give the same table (on one thread). Run with
+Events (80 for training, 40 for validation, about 15 elements each) and models are small, so
+the default 200 configurations x 50 epochs take about 10 minutes of CPU on one thread (26
+minutes wall on a 2-core machine shared with other jobs). A configuration that diverges is
+recorded at :data:`studies.mlpf.DIVERGED_LOSS` from the epoch it diverges on, so every value
+is finite. The same arguments give the same table (on one thread). Run with
 ``python -m studies.record_hep_curves``.
 """
 

@@ -24,10 +24,20 @@ class Rung:
 
 @dataclass(frozen=True)
 class Schedule:
+    """Brackets ``s = 0..s_max`` (``s`` = how aggressive) and their rungs.
+
+    ``rungs="optuna"`` places rungs as Optuna's ``HyperbandPruner`` does, geometrically from
+    ``min_resource`` (bracket ``s`` at ``min * eta^(s_max - s + i)``) and adds a last rung at
+    ``max_resource``; ``rungs="hyperband"`` anchors them at ``max_resource`` as Li et al.
+    and the reference do (``r_i = R * eta^(i - s)``). Bracket sizes and assignment are
+    Hyperband's either way, and match Optuna's ``HyperbandPruner`` trial for trial.
+    """
+
     min_resource: int
     max_resource: int
     reduction_factor: int
     known_curve: float
+    layout: str = "optuna"
 
     @cached_property
     def s_max(self) -> int:
@@ -60,8 +70,13 @@ class Schedule:
         out = []
         eta, R = self.reduction_factor, self.max_resource
         for s in range(self.s_max + 1):
-            # r_i = R * eta^(i - s), anchored at R as in Hyperband, floored to whole epochs.
-            budgets = [max(self.min_resource, R * eta**i // eta**s) for i in range(s + 1)]
+            if self.layout == "hyperband":
+                # r_i = R * eta^(i - s), anchored at R, floored to whole epochs.
+                budgets = [max(self.min_resource, R * eta**i // eta**s) for i in range(s + 1)]
+            else:
+                first = self.s_max - s
+                budgets = [self.min_resource * eta ** (first + i) for i in range(s + 1)]
+                budgets = [b for b in budgets if b < R] + [R]
             rungs, previous = [], 0
             for i, budget in enumerate(budgets):
                 if budget <= previous:
@@ -74,7 +89,7 @@ class Schedule:
                         previous=previous,
                         budget=budget,
                         decision_step=step if previous < step < budget else None,
-                        is_last=i == s,
+                        is_last=budget == R,
                     )
                 )
                 previous = budget

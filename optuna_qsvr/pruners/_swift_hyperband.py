@@ -70,6 +70,9 @@ class SwiftHyperbandPruner(BasePruner):
         forecast_final: forecast the value at ``max_resource`` instead of at ``r_i``.
         refit_every: refit a key's predictor once this many new curves have arrived;
             ``None`` fits each predictor once and freezes it, as the reference does.
+        rungs: ``"optuna"`` places rungs as Optuna's ``HyperbandPruner`` (geometric from
+            ``min_resource``, plus a last rung ending at ``max_resource``); ``"hyperband"``
+            anchors them at ``max_resource`` as Li et al. and the reference do.
         fit_lease_seconds: how long a worker may hold the right to fit a predictor before
             another takes over (a worker that died mid-fit).
 
@@ -113,6 +116,7 @@ class SwiftHyperbandPruner(BasePruner):
         confidence: float | None = None,
         forecast_final: bool = False,
         refit_every: int | None = None,
+        rungs: str = "optuna",
         fit_lease_seconds: float = 600.0,
     ) -> None:
         if max_resource is None or isinstance(max_resource, str):
@@ -134,6 +138,8 @@ class SwiftHyperbandPruner(BasePruner):
             raise ValueError(f"confidence must be in [0.5, 1) or None, got {confidence}")
         if refit_every is not None:
             _check_int("refit_every", refit_every, 1)
+        if rungs not in ("optuna", "hyperband"):
+            raise ValueError(f"rungs must be 'optuna' or 'hyperband', got {rungs!r}")
         bad = [f for f in features if f not in FEATURE_KINDS]
         if bad or not features:
             raise ValueError(
@@ -148,7 +154,7 @@ class SwiftHyperbandPruner(BasePruner):
                 f"predictor must be 'svr', 'qsvr' or a BasePredictor, got {predictor!r}"
             )
 
-        self._schedule = Schedule(min_resource, max_resource, reduction_factor, known_curve)
+        self._schedule = Schedule(min_resource, max_resource, reduction_factor, known_curve, rungs)
         self._min_train_curves = min_train_curves
         self._full_fraction = full_fraction
         self._threshold_quantile = threshold_quantile
@@ -229,14 +235,20 @@ class SwiftHyperbandPruner(BasePruner):
         sign = self._sign(study)
         value = _value_at(trial, rung.budget, sign)
         trials = _all_trials(study)
-        competing = [
-            v
-            for t in trials
-            if t.number != trial.number
-            and self.bracket_of(study.study_name, t.number) == rung.bracket
-            for v in [_value_at(t, rung.budget, sign)]
-            if v is not None
-        ]
+        competing = []
+        for t in trials:
+            if (
+                t.number == trial.number
+                or self.bracket_of(study.study_name, t.number) != rung.bracket
+            ):
+                continue
+            v = _value_at(t, rung.budget, sign)
+            if v is None:
+                # A rung-mate stopped on a forecast still belongs to the rung: successive
+                # halving keeps 1/eta of the whole rung, not of the forecast's survivors.
+                v = _pruned_forecast(t, rung, sign)
+            if v is not None:
+                competing.append(v)
         competing.append(value if value is not None else math.inf)
         competing.sort()
         idx = max(len(competing) // self._schedule.reduction_factor - 1, 0)
@@ -333,24 +345,29 @@ class SwiftHyperbandPruner(BasePruner):
             self._warn_once(study, key, record["reason"])
             return self._record(study, trial, rung, record)
 
-        full_values = [
-            v
-            for t in peers
-            if (t.system_attrs.get(f"{DECISION_PREFIX}{rung.index}") or {}).get("decision")
-            == "full"
-            for v in [_value_at(t, target, sign)]
-            if v is not None and math.isfinite(v)
-        ]
-        basis = full_values or [
+        target_values = [
             v
             for t in pool
             for v in [_value_at(t, target, sign)]
             if v is not None and math.isfinite(v)
         ]
-        tau = float(np.quantile(basis, self._threshold_quantile))
+        if self._forecast_final:
+            # Baker et al.: the forecast final value must beat the best final value so far.
+            tau, basis = min(target_values), "best final value so far"
+        else:
+            full_values = [
+                v
+                for t in peers
+                if (t.system_attrs.get(f"{DECISION_PREFIX}{rung.index}") or {}).get("decision")
+                == "full"
+                for v in [_value_at(t, target, sign)]
+                if v is not None and math.isfinite(v)
+            ]
+            tau = float(np.quantile(full_values or target_values, self._threshold_quantile))
+            basis = "rung full trainings" if full_values else "all curves of key"
         record["forecast"] = sign * forecast
         record["threshold"] = sign * tau
-        record["threshold_basis"] = "rung full trainings" if full_values else "all curves of key"
+        record["threshold_basis"] = basis
         keep = forecast <= tau
         reason = "forecast beats threshold" if keep else "forecast loses to threshold"
         if not keep and self._confidence is not None and math.isfinite(sigma) and sigma > 0:
@@ -361,7 +378,7 @@ class SwiftHyperbandPruner(BasePruner):
                     True,
                     f"P(beats threshold) {p_beat:.3f} >= {1 - self._confidence:.3f}",
                 )
-        if not keep:
+        if not keep and not self._forecast_final:
             # No pause to "top up to n_next": keep a forecast within the rung's top 1/eta.
             ranked = sorted(
                 [v for t in peers for v in [_value_at(t, target, sign)] if v is not None]
@@ -554,6 +571,18 @@ def _value_at(trial: optuna.trial.FrozenTrial, step: int, sign: float) -> float 
         v = values[min(later)]
     v = sign * float(v)
     return v if math.isfinite(v) else math.inf
+
+
+def _pruned_forecast(trial: optuna.trial.FrozenTrial, rung: Rung, sign: float) -> float | None:
+    """The forecast value at ``rung.budget`` of a trial pruned on it (``inf`` if the forecast
+    was of another step), or ``None`` if the trial was not pruned at this rung."""
+    record = trial.system_attrs.get(f"{DECISION_PREFIX}{rung.index}")
+    if not isinstance(record, dict) or record.get("decision") != "pruned":
+        return None
+    forecast = record.get("forecast")
+    if record.get("key", "").startswith(f"r{rung.budget}_") and isinstance(forecast, (int, float)):
+        return sign * float(forecast)
+    return math.inf
 
 
 def _curve(trial: optuna.trial.FrozenTrial, t_star: int, sign: float) -> np.ndarray:
