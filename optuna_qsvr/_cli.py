@@ -14,24 +14,32 @@ AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
 
 
-def _benchmark_arguments(parser: argparse.ArgumentParser) -> None:
-    from studies.benchmark import add_arguments
+def _lazy(module: str, add: str, run: str) -> tuple[AddArguments, Run]:
+    """A subcommand's two functions, imported from ``module`` only when called."""
+    import importlib
 
-    add_arguments(parser)
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        getattr(importlib.import_module(module), add)(parser)
 
+    def run_it(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), run)(args)
 
-def _benchmark_run(args: argparse.Namespace) -> int:
-    from studies.benchmark import run
-
-    return run(args)
+    return add_arguments, run_it
 
 
 # Subcommand name -> (one-line help, add its arguments, run it).
 SUBCOMMANDS: dict[str, tuple[str, AddArguments, Run]] = {
     "benchmark": (
         "replay a learning-curve table through Optuna studies and compare pruners",
-        _benchmark_arguments,
-        _benchmark_run,
+        *_lazy("studies.benchmark", "add_arguments", "run"),
+    ),
+    "worker": (
+        "join a shared study and replay a learning-curve table until its budget is used",
+        *_lazy("optuna_qsvr._worker", "add_worker_arguments", "run_worker_command"),
+    ),
+    "report": (
+        "summarise Swift-Hyperband's decisions, predictor fits and epochs of a study",
+        *_lazy("optuna_qsvr._report", "add_report_arguments", "run_report"),
     ),
 }
 

@@ -6,8 +6,10 @@ Kubernetes) starts as many as it likes with the same command line.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +75,26 @@ def open_storage(
     kwargs: dict[str, Any] = {"engine_kwargs": {"pool_pre_ping": True}}
     if not url.startswith("sqlite"):
         kwargs["engine_kwargs"]["pool_recycle"] = 300
+    with warnings.catch_warnings():
+        # Heartbeats are the point here; Optuna still flags them as experimental.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for attempt in range(5):
+            try:
+                return _rdb_storage(url, kwargs, heartbeat_interval, grace_period)
+            except Exception as err:
+                # Workers started together race to create a new database's schema; the
+                # losers find it in place on the next try.
+                if attempt == 4 or not _is_storage_error(err):
+                    raise
+                time.sleep(0.2 + random.random())
+    raise AssertionError("unreachable")
+
+
+def _rdb_storage(
+    url: str, kwargs: dict[str, Any], heartbeat_interval: int | None, grace_period: int | None
+) -> optuna.storages.RDBStorage:
+    import optuna
+
     if heartbeat_interval:
         kwargs.update(
             heartbeat_interval=heartbeat_interval,
@@ -109,14 +131,6 @@ def run_worker(
     trial interrupted by an outage is left RUNNING and failed by the heartbeat, never
     half-written.
     """
-    import optuna
-    from sqlalchemy import exc as sa_exc
-
-    storage_errors = (
-        sa_exc.OperationalError,
-        sa_exc.InterfaceError,
-        optuna.exceptions.StorageInternalError,
-    )
     started = time.monotonic()
     done = 0
     outage_since: float | None = None
@@ -135,10 +149,17 @@ def run_worker(
             study.optimize(objective, n_trials=1)
             done += 1
             outage_since, delay = None, 1.0
-        except storage_errors as err:
+        except Exception as err:
+            # Classify by the storage's health, not the exception's type: when the database
+            # drops mid-tell, Optuna itself raises an unrelated error (UnboundLocalError).
+            if not _is_storage_error(err) and _storage_alive(study, make_study):
+                raise
             now = time.monotonic()
             outage_since = outage_since or now
-            message = scrub(f"{type(err).__name__}: {str(err).splitlines()[0]}", secrets or [])
+            message = scrub(
+                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+                secrets or [],
+            )
             if now - outage_since > max_outage:
                 raise StorageUnavailableError(
                     f"storage unreachable for {now - outage_since:.0f} s, giving up: {message}"
@@ -257,3 +278,31 @@ def replay_objective(
         return table.finals[config]
 
     return objective
+
+
+def _storage_alive(study: Any, make_study: Callable[[], Any]) -> bool:
+    try:
+        if study is None:
+            make_study()
+        else:
+            study._storage.get_study_id_from_name(study.study_name)
+        return True
+    except Exception:
+        return False
+
+
+def _is_storage_error(err: BaseException) -> bool:
+    """Whether ``err`` or an exception it was raised from is a database failure."""
+    import optuna
+    from sqlalchemy import exc as sa_exc
+
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(
+            e, (sa_exc.DBAPIError, sa_exc.InterfaceError, optuna.exceptions.StorageInternalError)
+        ):
+            return True
+        e = e.__cause__ or e.__context__
+    return False

@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--configs", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--stories", type=int, default=600, help="generated training stories")
+    parser.add_argument("--stories", type=int, default=800, help="generated training stories")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")

@@ -231,7 +231,7 @@ def test_train_epochs_is_deterministic_and_yields_accuracies(tmp_path: Path) -> 
     assert all(0 <= a <= 1 and abs(a * n - round(a * n)) < 1e-4 for a in first)
 
 
-def test_lstm_beats_chance_on_the_recording_data() -> None:
+def test_lstm_beats_chance_on_the_compact_task() -> None:
     from studies.record_nlp_curves import recording_data
 
     data = recording_data(n_stories=600, seed=0)
