@@ -71,7 +71,7 @@ def trial_records(study: optuna.study.Study) -> list[dict[str, Any]]:
                 decisions[int(name[len(DECISION_PREFIX) :])] = record
             elif name.startswith(PROMOTION_PREFIX):
                 promotions[int(name[len(PROMOTION_PREFIX) :])] = record
-        bracket = t.system_attrs.get(BRACKET_ATTR)
+        bracket = t.user_attrs.get(BRACKET_ATTR)
         out.append(
             {
                 "number": t.number,

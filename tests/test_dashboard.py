@@ -69,7 +69,7 @@ def test_dashboard_serves_swift_attributes_and_one_plot_per_id() -> None:
         for shown in detail["trials"]:
             trial = trials[shown["number"]]
             attrs = {a["key"]: a["value"] for a in shown["user_attrs"]}
-            assert attrs["swift:bracket"] == str(trial.system_attrs["swift:bracket"])
+            assert attrs["swift:bracket"] == str(trial.user_attrs["swift:bracket"])
             for name, d in trial.system_attrs.items():
                 if not name.startswith("swift:decision:"):
                     continue

@@ -74,7 +74,7 @@ def test_rung_counts_match_the_trials_records(swift_study) -> None:
     study = _load(swift_study)
     expected: collections.Counter = collections.Counter()
     for t in study.trials:
-        bracket = t.system_attrs.get("swift:bracket")
+        bracket = t.user_attrs.get("swift:bracket")
         for rung, d in _records(t, "swift:decision:").items():
             assert d["bracket"] == bracket
             expected[(bracket, rung, d["decision"])] += 1
@@ -92,7 +92,7 @@ def test_rung_counts_match_the_trials_records(swift_study) -> None:
                 got[(row["bracket"], row["rung"], kind)] += row[kind]
     assert got == expected
 
-    per_bracket = collections.Counter(t.system_attrs.get("swift:bracket") for t in study.trials)
+    per_bracket = collections.Counter(t.user_attrs.get("swift:bracket") for t in study.trials)
     assert {b["bracket"]: b["trials"] for b in report["brackets"]} == dict(per_bracket)
     assert report["states"] == dict(collections.Counter(t.state.name for t in study.trials))
 

@@ -100,7 +100,7 @@ def _assert_decisions_recorded(study: optuna.Study) -> None:
     pruner = SwiftHyperbandPruner(max_resource=R)
     n_checked = 0
     for t in study.trials:
-        bracket = t.system_attrs["swift:bracket"]
+        bracket = t.user_attrs["swift:bracket"]
         assert bracket == pruner.bracket_of(study.study_name, t.number)
         for rung in pruner.schedule.rungs(bracket):
             if rung.decision_step is None:

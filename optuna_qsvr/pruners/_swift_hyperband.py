@@ -170,6 +170,7 @@ class SwiftHyperbandPruner(BasePruner):
         self._models: dict[tuple[str, str], tuple[int, BasePredictor, dict[str, Any]]] = {}
         self._brackets: dict[tuple[str, int], int] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._done: dict[tuple[str, int], set[str]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -187,22 +188,24 @@ class SwiftHyperbandPruner(BasePruner):
         step = trial.last_step
         if step is None or step < 1:
             return False
-        bracket = self._bracket(study, trial)
+        bracket = self.bracket_of(study.study_name, trial.number)
+        done: set[str] | None = None
         for rung in self._schedule.rungs(bracket):
             if rung.previous >= step:
                 break
-            decision_key = f"{DECISION_PREFIX}{rung.index}"
-            if (
-                rung.decision_step is not None
-                and step >= rung.decision_step
-                and step < rung.budget
-                and decision_key not in trial.system_attrs
-            ):
+            due_forecast = (
+                rung.decision_step is not None and rung.decision_step <= step < rung.budget
+            )
+            due_promotion = not rung.is_last and step >= rung.budget
+            if not (due_forecast or due_promotion):
+                continue
+            if done is None:
+                done = self._recorded(study, trial, bracket)
+            if due_forecast and f"{DECISION_PREFIX}{rung.index}" not in done:
                 return self._forecast_decision(study, trial, rung)
             if (
-                not rung.is_last
-                and step >= rung.budget
-                and f"{PROMOTION_PREFIX}{rung.index}" not in trial.system_attrs
+                due_promotion
+                and f"{PROMOTION_PREFIX}{rung.index}" not in done
                 and self._promotion_decision(study, trial, rung)
             ):
                 return True
@@ -218,12 +221,24 @@ class SwiftHyperbandPruner(BasePruner):
         return bracket
 
     # ------------------------------------------------------------------------------------
-    def _bracket(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> int:
-        bracket = self.bracket_of(study.study_name, trial.number)
-        if BRACKET_ATTR not in trial.system_attrs:
-            study._storage.set_trial_system_attr(trial._trial_id, BRACKET_ATTR, bracket)
-            study._storage.set_trial_user_attr(trial._trial_id, BRACKET_ATTR, bracket)
-        return bracket
+    def _recorded(
+        self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, bracket: int
+    ) -> set[str]:
+        """Names of the records this trial already has.
+
+        Optuna hands pruners lazy system attributes (a storage read per access). A trial
+        runs in one process, so its records are read once and then kept here as they are
+        written; a pruner object built mid-trial reads them from the storage.
+        """
+        key = (study.study_name, trial.number)
+        done = self._done.get(key)
+        if done is None:
+            done = {name for name in trial.system_attrs if name.startswith("swift:")}
+            if BRACKET_ATTR not in trial.user_attrs:
+                study._storage.set_trial_user_attr(trial._trial_id, BRACKET_ATTR, bracket)
+            with self._lock:
+                self._done[key] = done
+        return done
 
     def _sign(self, study: optuna.study.Study) -> float:
         return -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
@@ -263,9 +278,9 @@ class SwiftHyperbandPruner(BasePruner):
             "rank": competing.index(own) + 1,
             "of": len(competing),
         }
-        study._storage.set_trial_system_attr(
-            trial._trial_id, f"{PROMOTION_PREFIX}{rung.index}", record
-        )
+        name = f"{PROMOTION_PREFIX}{rung.index}"
+        study._storage.set_trial_system_attr(trial._trial_id, name, record)
+        self._done[(study.study_name, trial.number)].add(name)
         if not promoted:
             study._storage.set_trial_user_attr(
                 trial._trial_id,
@@ -404,7 +419,9 @@ class SwiftHyperbandPruner(BasePruner):
         record: dict[str, Any],
     ) -> bool:
         storage = study._storage
-        storage.set_trial_system_attr(trial._trial_id, f"{DECISION_PREFIX}{rung.index}", record)
+        name = f"{DECISION_PREFIX}{rung.index}"
+        storage.set_trial_system_attr(trial._trial_id, name, record)
+        self._done[(study.study_name, trial.number)].add(name)
         text = f"{record['decision']} at {record['step']} ({record['key']})"
         if record["forecast"] is not None:
             text += f": forecast {record['forecast']:.4g} vs threshold {record['threshold']:.4g}"
