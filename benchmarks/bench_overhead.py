@@ -170,7 +170,7 @@ def main() -> None:
             tput.append(row)
             print(json.dumps(row), flush=True)
     print(
-        "\n| storage | trials in study | workers | HyperbandPruner ms/call | Swift ms/call | ratio |"
+        "\n| storage | trials in study | workers | Hyperband ms/call | Swift ms/call | ratio |"
     )
     print("|---|---|---|---|---|---|")
     for i in range(0, len(rows), 2):

@@ -180,8 +180,20 @@ def print_summary(study: optuna.study.Study, storage: str) -> None:
         print(f"best trial #{best.number}: value {best.value:.5g}, params {best.params}")
     from optuna_qsvr._worker import redact
 
+    if any(t.user_attrs.get("swift:bracket") is not None for t in study.trials):
+        try:
+            from optuna_qsvr._dashboard import publish_plots
+
+            publish_plots(study)
+        except ImportError:
+            pass  # optuna-dashboard is optional; the attributes are there without it.
     # Never echo a database password.
-    print(f"inspect it: optuna-dashboard {redact(storage)}")
+    shown = redact(storage)
+    print(
+        f"decisions and predictor fits: optuna-qsvr report --storage {shown} "
+        f"--study-name {study.study_name}"
+    )
+    print(f"inspect it: optuna-dashboard {shown}")
 
 
 def configure_threads() -> None:

@@ -80,7 +80,7 @@ class CVSVR(BasePredictor):
 
 
 class SwiftExp(SwiftHyperbandPruner):
-    def __init__(self, *a, rule="baker", alpha=0.1, q=0.2, svr=None, min_peers=5, keep_best=True, smooth=1, smooth_kind="mean", **kw):
+    def __init__(self, *a, rule="baker", alpha=0.1, q=0.2, svr=None, min_peers=5, keep_best=True, smooth=1, smooth_kind="mean", min_keep=1, min_save=0, **kw):
         svr = dict(svr or {})
         feats = kw.pop("features", ("curve",))
         kw.setdefault("forecast_final", True)
@@ -89,6 +89,7 @@ class SwiftExp(SwiftHyperbandPruner):
         self.rule, self.alpha, self.q = rule, alpha, q
         self.min_peers, self.keep_best = min_peers, keep_best
         self.smooth, self.smooth_kind = smooth, smooth_kind
+        self.min_keep, self.min_save = min_keep, min_save
 
     def _forecast_decision(self, study, trial, rung):
         t_star = rung.decision_step
@@ -100,6 +101,9 @@ class SwiftExp(SwiftHyperbandPruner):
         record: dict[str, Any] = {"bracket": rung.bracket, "rung": rung.index, "budget": rung.budget,
                                   "decision_step": t_star, "step": trial.last_step, "key": key,
                                   "forecast": None, "threshold": None}
+        if rung.budget - t_star < self.min_save:
+            record["decision"] = "skipped"  # saves too little to risk a late bloomer
+            return self._record(study, trial, rung, record)
         if len(pool) < self._min_train_curves:
             record["decision"] = "full"
             return self._record(study, trial, rung, record)
@@ -139,10 +143,50 @@ class SwiftExp(SwiftHyperbandPruner):
                     pf = np.array([sm(t) for t in peers])
                     me = sm(trial)
                 rank = int(np.sum(pf < me)) + 1
-                keep = rank <= max(1, math.ceil(self.q * (len(peers) + 1))) or (self.keep_best and f <= best)
+                keep = rank <= max(self.min_keep, math.ceil(self.q * (len(peers) + 1))) or (self.keep_best and f <= best)
         else:
             raise ValueError(self.rule)
         record["forecast"] = sign * f
         record["threshold"] = sign * best
         record["decision"] = "kept" if keep else "pruned"
         return self._record(study, trial, rung, record)
+
+
+class SwiftExpA(SwiftExp):
+    """SwiftExp whose ASHA step also counts rung-mates forecast-pruned at EARLIER rungs,
+    weighted eta^-(i-j) (the share of them Hyperband would have promoted to rung i), so that
+    early forecast stops do not make later ASHA rungs stricter than Hyperband's."""
+
+    def _promotion_decision(self, study, trial, rung):
+        sign = self._sign(study)
+        eta = self._schedule.reduction_factor
+        value = sh._value_at(trial, rung.budget, sign)
+        competing, ghosts = [], 0.0
+        for t in sh._all_trials(study):
+            if t.number == trial.number or self.bracket_of(study.study_name, t.number) != rung.bracket:
+                continue
+            v = sh._value_at(t, rung.budget, sign)
+            if v is None:
+                v = sh._pruned_forecast(t, rung, sign)
+            if v is not None:
+                competing.append(v)
+                continue
+            for j in range(rung.index):
+                rec = t.system_attrs.get(f"{sh.DECISION_PREFIX}{j}")
+                if isinstance(rec, dict) and rec.get("decision") == "pruned":
+                    ghosts += float(eta) ** -(rung.index - j)
+                    break
+        own = value if value is not None else math.inf
+        competing.append(own)
+        competing.sort()
+        n_eff = len(competing) + (ghosts if self.ghosts else 0.0)
+        idx = max(int(n_eff // eta) - 1, 0)
+        idx = min(idx, len(competing) - 1)
+        promoted = own <= competing[idx] and math.isfinite(own)
+        study._storage.set_trial_system_attr(trial._trial_id, f"{sh.PROMOTION_PREFIX}{rung.index}",
+                                             {"rung": rung.index, "decision": "promoted" if promoted else "stopped"})
+        return not promoted
+
+    def __init__(self, *a, ghosts=True, **kw):
+        super().__init__(*a, **kw)
+        self.ghosts = ghosts

@@ -246,7 +246,9 @@ class QSVRPredictor(_KernelCurvePredictor):
         features, cv, random_state: as :class:`SVRPredictor`. ``cv`` defaults to ``0``:
             each fold is another annealer call, which costs QPU time on real hardware.
         **qsvr_params: parameters of :class:`~optuna_qsvr.QSVR` (``annealer``, ``num_reads``,
-            ``max_points``, ...). ``annealer`` defaults to simulated annealing.
+            ``max_points``, ...). Defaults differ from :class:`~optuna_qsvr.QSVR`'s reference
+            values in two measured ways: ``gamma="scale"`` and ``num_reads=100``; on a QPU,
+            where reads are cheap, pass ``num_reads=1000``.
     """
 
     kind = "qsvr"
@@ -262,8 +264,9 @@ class QSVRPredictor(_KernelCurvePredictor):
         super().__init__(features=features, cv=cv, random_state=random_state)
         # gamma "scale" as NuSVR: the reference's 0.1 makes the kernel nearly linear on
         # MinMax-scaled curves, and the encoding caps every dual variable at about 1.75, so
-        # the Q-SVR underfits (benchmarks/bench_qsvr.py measures both).
-        self.qsvr_params = {"gamma": "scale", **qsvr_params}
+        # the Q-SVR underfits. 100 reads forecast as well as the reference's 1,000 under
+        # simulated annealing, ten times faster (README, "Predictor accuracy").
+        self.qsvr_params = {"gamma": "scale", "num_reads": 100, **qsvr_params}
 
     def _make_estimator(self) -> Any:
         from optuna_qsvr.predictors._qsvr import QSVR
