@@ -132,7 +132,11 @@ def _swift_pruner_class() -> type:
 
 
 def make_pruner(
-    method: str, table: CurveTable, *, reduction_factor: int = 3
+    method: str,
+    table: CurveTable,
+    *,
+    reduction_factor: int = 3,
+    swift_options: dict[str, Any] | None = None,
 ) -> optuna.pruners.BasePruner:
     """The pruner of a benchmark method, sized to the table's epochs.
 
@@ -143,6 +147,8 @@ def make_pruner(
             The table replayed; its last step is the maximum resource.
         reduction_factor:
             ``eta`` of the successive-halving methods.
+        swift_options:
+            Extra keyword arguments of ``SwiftHyperbandPruner`` for the swift methods.
     """
     check_methods([method])
     if method == "oracle":
@@ -156,6 +162,7 @@ def make_pruner(
             max_resource=table.max_step,
             reduction_factor=reduction_factor,
             predictor=method.removeprefix("swift-"),
+            **(swift_options or {}),
         )
     # The studies' own command lines build these; sharing the factory keeps one definition.
     from studies._common import make_pruner as make_study_pruner
@@ -201,6 +208,7 @@ def run_one(
     n_trials: int = 150,
     n_workers: int = 1,
     reduction_factor: int = 3,
+    swift_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Replay one seed's configuration sequence under one method.
 
@@ -238,7 +246,9 @@ def run_one(
         direction=direction,
         # Parameters come from the enqueued configuration; the sampler is never consulted.
         sampler=optuna.samplers.RandomSampler(seed=seed),
-        pruner=make_pruner(method, table, reduction_factor=reduction_factor),
+        pruner=make_pruner(
+            method, table, reduction_factor=reduction_factor, swift_options=swift_options
+        ),
     )
     began = time.perf_counter()
     result = replay_async(study, table, sequence, n_workers=n_workers)
@@ -290,6 +300,7 @@ def run_benchmark(
     reduction_factor: int = 3,
     processes: int = 2,
     progress: bool = True,
+    swift_options: dict[str, Any] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Run every method on every seed; returns per method the :func:`run_one` results by seed.
 
@@ -325,6 +336,7 @@ def run_benchmark(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     options = {
+        "swift_options": swift_options,
         "direction": direction,
         "n_trials": n_trials,
         "n_workers": n_workers,
@@ -571,6 +583,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="reduction factor of sha, hyperband and swift (default 3)",
     )
+    parser.add_argument(
+        "--swift-options",
+        default=None,
+        metavar="JSON",
+        help="SwiftHyperbandPruner keyword arguments, e.g. '{\"forecast_final\": true}'",
+    )
     parser.add_argument("--processes", type=int, default=2, help="process pool size (default 2)")
     parser.add_argument("--json", metavar="OUT", help="write per-seed results as JSON")
     parser.add_argument("--plot", metavar="FILE", help="save best value vs epochs (PNG)")
@@ -607,8 +625,9 @@ def run(args: argparse.Namespace) -> int:
             reduction_factor=args.eta,
             processes=args.processes,
             progress=not args.no_progress,
+            swift_options=json.loads(args.swift_options) if args.swift_options else None,
         )
-    except (BenchmarkError, CurveTableError, OSError) as e:
+    except (BenchmarkError, CurveTableError, OSError, json.JSONDecodeError) as e:
         print(f"optuna-qsvr benchmark: error: {e}", file=sys.stderr)
         return 2
     wall = time.perf_counter() - began
@@ -629,6 +648,7 @@ def run(args: argparse.Namespace) -> int:
         "direction": args.direction,
         "n_workers": args.workers,
         "reduction_factor": args.eta,
+        "swift_options": args.swift_options,
     }
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

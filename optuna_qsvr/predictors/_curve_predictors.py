@@ -26,7 +26,12 @@ from optuna_qsvr.predictors._base import (
     NotEnoughCurvesError,
     Params,
 )
-from optuna_qsvr.predictors._features import FEATURE_KINDS, ParamEncoder, curve_features
+from optuna_qsvr.predictors._features import (
+    FEATURE_KINDS,
+    ParamEncoder,
+    curve_features,
+    fill_gaps,
+)
 
 FORMAT = "optuna-qsvr/predictor"
 VERSION = 1
@@ -41,7 +46,12 @@ class _KernelCurvePredictor(BasePredictor):
     kind = ""
 
     def __init__(
-        self, *, features: Sequence[str] = ("curve",), cv: int = 5, random_state: int | None = 0
+        self,
+        *,
+        features: Sequence[str] = ("curve",),
+        cv: int = 5,
+        random_state: int | None = 0,
+        residual: bool = False,
     ) -> None:
         bad = [k for k in features if k not in FEATURE_KINDS]
         if bad or not features:
@@ -51,6 +61,7 @@ class _KernelCurvePredictor(BasePredictor):
         if cv < 0 or cv == 1:
             raise ValueError(f"cv must be 0 (no uncertainty) or >= 2 folds, got {cv}")
         self.features = tuple(features)
+        self.residual = residual
         self.cv = cv
         self.random_state = random_state
         self._fitted: dict[str, Any] | None = None
@@ -88,6 +99,8 @@ class _KernelCurvePredictor(BasePredictor):
             else tuple(k for k in self.features if k != "params") or ("curve",)
         )
         X = curve_features(curves, params, kinds=kinds, encoder=encoder)
+        base = _last_values(curves) if self.residual else np.zeros(len(targets))
+        targets = targets - base
         x_scaler = MinMaxScaler().fit(X)
         y_scaler = MinMaxScaler().fit(targets[:, None])
         Xs = _impute(x_scaler.transform(X))
@@ -103,6 +116,7 @@ class _KernelCurvePredictor(BasePredictor):
             sigma = float(np.sqrt(np.mean(resid**2)))
         self._fitted = {
             "kinds": list(kinds),
+            "residual": self.residual,
             "n_steps": int(curves.shape[1]),
             "x_scaler": x_scaler,
             "y_scaler": y_scaler,
@@ -131,8 +145,14 @@ class _KernelCurvePredictor(BasePredictor):
             )
         X = curve_features(curves, params, kinds=f["kinds"], encoder=f["encoder"])
         Xs = _impute(f["x_scaler"].transform(X))
-        ys = rbf_kernel(Xs, f["support_vectors"], gamma=f["gamma"]) @ f["dual_coef"]
+        sv = f["support_vectors"]
+        # Constant targets leave no support vector: the model is its intercept.
+        ys = (
+            rbf_kernel(Xs, sv, gamma=f["gamma"]) @ f["dual_coef"] if len(sv) else np.zeros(len(Xs))
+        )
         mean = f["y_scaler"].inverse_transform((ys + f["intercept"])[:, None]).ravel()
+        if f["residual"]:
+            mean = mean + _last_values(curves)
         return mean, np.full(mean.shape, f["sigma"])
 
     @property
@@ -159,6 +179,7 @@ class _KernelCurvePredictor(BasePredictor):
             "kind": self.kind,
             "features": list(self.features),
             "kinds": f["kinds"],
+            "residual": f["residual"],
             "n_steps": f["n_steps"],
             "x_scaler": _scaler_to_dict(f["x_scaler"]),
             "y_scaler": _scaler_to_dict(f["y_scaler"]),
@@ -190,6 +211,9 @@ class SVRPredictor(_KernelCurvePredictor):
         features: feature blocks (see :func:`curve_features`); the reference uses the curve.
         cv: folds for the error estimate; ``0`` skips it.
         random_state: seeds the folds.
+        residual: learn the change from the curve's last value instead of the value itself.
+            An RBF model shrinks unusual curves toward the training mean; learning the change
+            keeps their ranking (measured with ``benchmarks/tune_swift.py``).
         nu, C, gamma: ``NuSVR`` parameters, the reference's defaults.
 
     Example:
@@ -214,11 +238,12 @@ class SVRPredictor(_KernelCurvePredictor):
         features: Sequence[str] = ("curve",),
         cv: int = 5,
         random_state: int | None = 0,
+        residual: bool = False,
         nu: float = 0.5,
         C: float = 1.0,
         gamma: float | str = "scale",
     ) -> None:
-        super().__init__(features=features, cv=cv, random_state=random_state)
+        super().__init__(features=features, cv=cv, random_state=random_state, residual=residual)
         self.nu, self.C, self.gamma = nu, C, gamma
 
     def _make_estimator(self) -> Any:
@@ -259,9 +284,10 @@ class QSVRPredictor(_KernelCurvePredictor):
         features: Sequence[str] = ("curve",),
         cv: int = 0,
         random_state: int | None = 0,
+        residual: bool = False,
         **qsvr_params: Any,
     ) -> None:
-        super().__init__(features=features, cv=cv, random_state=random_state)
+        super().__init__(features=features, cv=cv, random_state=random_state, residual=residual)
         # gamma "scale" as NuSVR: the reference's 0.1 makes the kernel nearly linear on
         # MinMax-scaled curves, and the encoding caps every dual variable at about 1.75, so
         # the Q-SVR underfits. 100 reads forecast as well as the reference's 1,000 under
@@ -298,6 +324,11 @@ _KINDS: dict[str, type[_KernelCurvePredictor]] = {"svr": SVRPredictor, "qsvr": Q
 def load_predictor(text: str) -> _KernelCurvePredictor:
     """Rebuild any fitted predictor from its JSON; malformed records raise ModelFormatError."""
     return _build(_parse(text))
+
+
+def _last_values(curves: np.ndarray) -> np.ndarray:
+    """Each curve's last reported value: the base a residual target is measured from."""
+    return fill_gaps(curves)[:, -1]
 
 
 def _impute(Xs: np.ndarray) -> np.ndarray:
@@ -366,6 +397,7 @@ def _build(doc: dict[str, Any]) -> _KernelCurvePredictor:
     required = {
         "features",
         "kinds",
+        "residual",
         "n_steps",
         "x_scaler",
         "y_scaler",
@@ -403,14 +435,20 @@ def _build(doc: dict[str, Any]) -> _KernelCurvePredictor:
     if not 1 <= n_features <= _MAX_FEATURES:
         raise ModelFormatError(f"bad feature count {n_features}")
     sv_raw = doc["support_vectors"]
-    if not isinstance(sv_raw, list) or not 1 <= len(sv_raw) <= _MAX_SUPPORT:
-        raise ModelFormatError("support_vectors must be a non-empty list of bounded size")
-    sv = _array(sv_raw, "support_vectors", (len(sv_raw), n_features))
+    if not isinstance(sv_raw, list) or len(sv_raw) > _MAX_SUPPORT:
+        raise ModelFormatError("support_vectors must be a list of bounded size")
+    sv = (
+        _array(sv_raw, "support_vectors", (len(sv_raw), n_features))
+        if sv_raw
+        else np.zeros((0, n_features))
+    )
     coef = _array(doc["dual_coef"], "dual_coef", (len(sv_raw),))
     gamma = _number(doc["gamma"], "gamma")
     if gamma <= 0:
         raise ModelFormatError(f"gamma must be positive, got {gamma}")
     sigma = math.nan if doc["sigma"] is None else _number(doc["sigma"], "sigma")
+    if not isinstance(doc["residual"], bool):
+        raise ModelFormatError(f"residual must be true or false, got {doc['residual']!r}")
     info = doc["info"]
     if not isinstance(info, dict) or any(
         not isinstance(v, (str, int, float, type(None))) for v in info.values()
@@ -418,9 +456,10 @@ def _build(doc: dict[str, Any]) -> _KernelCurvePredictor:
         raise ModelFormatError("info must be a flat mapping of plain values")
     cls = _KINDS[doc["kind"]]
     pred = cls.__new__(cls)
-    _KernelCurvePredictor.__init__(pred, features=tuple(features), cv=0)
+    _KernelCurvePredictor.__init__(pred, features=tuple(features), cv=0, residual=doc["residual"])
     pred._fitted = {
         "kinds": kinds,
+        "residual": doc["residual"],
         "n_steps": n_steps,
         "x_scaler": _scaler_from_dict(doc["x_scaler"], n_features, "x_scaler"),
         "y_scaler": _scaler_from_dict(doc["y_scaler"], 1, "y_scaler"),

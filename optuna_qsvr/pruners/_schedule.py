@@ -78,7 +78,7 @@ class Schedule:
                 budgets = [self.min_resource * eta ** (first + i) for i in range(s + 1)]
                 budgets = [b for b in budgets if b < R] + [R]
             rungs, previous = [], 0
-            for i, budget in enumerate(budgets):
+            for budget in budgets:
                 if budget <= previous:
                     continue
                 step = previous + math.ceil((budget - previous) * self.known_curve)

@@ -70,6 +70,12 @@ class SwiftHyperbandPruner(BasePruner):
         forecast_final: forecast the value at ``max_resource`` instead of at ``r_i``.
         refit_every: refit a key's predictor once this many new curves have arrived;
             ``None`` fits each predictor once and freezes it, as the reference does.
+        rank_quantile: when set, a forecast is compared with forecasts: the trial continues if
+            its forecast ranks within this top fraction of the forecasts of every trial that
+            reached the decision step (any bracket), or beats the threshold. Forecasts of
+            other trials share the predictor's biases, which observed values do not.
+        residual_target: the named predictors learn the change from a curve's last value
+            instead of the value (see :class:`~optuna_qsvr.SVRPredictor`).
         rungs: ``"optuna"`` places rungs as Optuna's ``HyperbandPruner`` (geometric from
             ``min_resource``, plus a last rung ending at ``max_resource``); ``"hyperband"``
             anchors them at ``max_resource`` as Li et al. and the reference do.
@@ -116,6 +122,8 @@ class SwiftHyperbandPruner(BasePruner):
         confidence: float | None = None,
         forecast_final: bool = False,
         refit_every: int | None = None,
+        rank_quantile: float | None = None,
+        residual_target: bool = False,
         rungs: str = "optuna",
         fit_lease_seconds: float = 600.0,
     ) -> None:
@@ -138,6 +146,8 @@ class SwiftHyperbandPruner(BasePruner):
             raise ValueError(f"confidence must be in [0.5, 1) or None, got {confidence}")
         if refit_every is not None:
             _check_int("refit_every", refit_every, 1)
+        if rank_quantile is not None and not 0.0 < rank_quantile < 1.0:
+            raise ValueError(f"rank_quantile must be in (0, 1) or None, got {rank_quantile}")
         if rungs not in ("optuna", "hyperband"):
             raise ValueError(f"rungs must be 'optuna' or 'hyperband', got {rungs!r}")
         bad = [f for f in features if f not in FEATURE_KINDS]
@@ -163,6 +173,8 @@ class SwiftHyperbandPruner(BasePruner):
         self._confidence = confidence
         self._forecast_final = forecast_final
         self._refit_every = refit_every
+        self._rank_quantile = rank_quantile
+        self._residual_target = residual_target
         self._fit_lease_seconds = fit_lease_seconds
         self._owner = _shared.new_owner_id()
         # Process-local caches of immutable facts: fitted models (frozen once published,
@@ -393,7 +405,9 @@ class SwiftHyperbandPruner(BasePruner):
                     True,
                     f"P(beats threshold) {p_beat:.3f} >= {1 - self._confidence:.3f}",
                 )
-        if not keep and not self._forecast_final:
+        if not keep and self._rank_quantile is not None:
+            keep, reason = self._rank_rule(study, trial, trials, predictor, forecast, t_star, sign)
+        elif not keep and not self._forecast_final:
             # No pause to "top up to n_next": keep a forecast within the rung's top 1/eta.
             ranked = sorted(
                 [v for t in peers for v in [_value_at(t, target, sign)] if v is not None]
@@ -410,6 +424,37 @@ class SwiftHyperbandPruner(BasePruner):
         record["decision"] = "kept" if keep else "pruned"
         record["reason"] = reason
         return self._record(study, trial, rung, record)
+
+    def _rank_rule(
+        self,
+        study: optuna.study.Study,
+        trial: optuna.trial.FrozenTrial,
+        trials: list[optuna.trial.FrozenTrial],
+        predictor: BasePredictor,
+        forecast: float,
+        t_star: int,
+        sign: float,
+    ) -> tuple[bool, str]:
+        """Keep a forecast within the top ``rank_quantile`` of the forecasts of every trial
+        that reached ``t*``: one batch prediction over their curves."""
+        reached = [
+            t
+            for t in trials
+            if t.number != trial.number
+            and t_star in t.intermediate_values
+            and math.isfinite(t.intermediate_values[t_star])
+        ]
+        if len(reached) < 5:
+            return True, f"only {len(reached)} other trials reached step {t_star} to rank among"
+        curves = np.vstack([_curve(t, t_star, sign) for t in reached])
+        others = predictor.predict(curves, [t.params for t in reached])[0]
+        rank = int(np.sum(others < forecast)) + 1
+        allowed = math.ceil(self._rank_quantile * (len(reached) + 1))
+        verdict = "within" if rank <= allowed else "outside"
+        return (
+            rank <= allowed,
+            f"forecast ranks {rank} of {len(reached) + 1}, {verdict} top {allowed}",
+        )
 
     def _record(
         self,
@@ -436,11 +481,11 @@ class SwiftHyperbandPruner(BasePruner):
         if spec == "svr":
             from optuna_qsvr.predictors import SVRPredictor
 
-            return SVRPredictor(features=self._features)
+            return SVRPredictor(features=self._features, residual=self._residual_target)
         if spec == "qsvr":
             from optuna_qsvr.predictors import QSVRPredictor
 
-            return QSVRPredictor(features=self._features)
+            return QSVRPredictor(features=self._features, residual=self._residual_target)
         if isinstance(spec, BasePredictor):
             return copy.deepcopy(spec)
         made = spec()

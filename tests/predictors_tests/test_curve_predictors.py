@@ -121,3 +121,19 @@ def test_nan_inside_a_record_is_rejected() -> None:
     )
     with pytest.raises(ModelFormatError, match="NaN"):
         load_predictor(text)
+
+
+def test_residual_target_learns_the_change_and_round_trips() -> None:
+    # Curves at different heights that all fall by the same 0.1 after the decision step:
+    # the change is constant, the value is not.
+    rng = np.random.default_rng(0)
+    offsets = rng.uniform(0.0, 5.0, 25)
+    curves = offsets[:, None] + np.linspace(1.0, 0.5, 6)[None, :]
+    targets = curves[:, -1] - 0.1
+    p = SVRPredictor(residual=True, cv=0).fit(curves, targets)
+    new = np.array([[7.0, 6.9, 6.8, 6.7, 6.6, 6.5]])  # outside the training heights
+    assert p.predict(new)[0][0] == pytest.approx(6.4, abs=0.02)
+    plain = SVRPredictor(cv=0).fit(curves, targets)
+    assert abs(plain.predict(new)[0][0] - 6.4) > 0.2  # an RBF model shrinks it to the mean
+    q = load_predictor(p.to_json())
+    assert np.array_equal(p.predict(new)[0], q.predict(new)[0])

@@ -410,3 +410,29 @@ def test_svr_predictor_survives_the_storage_round_trip(study_name) -> None:
     _header, text = _shared.read_model(study._storage.get_study_system_attrs(study._study_id), "k")
     q = SVRPredictor.from_json(text)
     assert np.array_equal(p.predict(curves)[0], q.predict(curves)[0])
+
+
+def test_rank_rule_compares_forecasts_with_forecasts(study_name) -> None:
+    """Baker mode with the rank rule: R=9, bracket 0 decides at 5 on a forecast of step 9."""
+    pruner = SwiftHyperbandPruner(
+        max_resource=9,
+        min_train_curves=3,
+        full_fraction=0.0,
+        forecast_final=True,
+        rank_quantile=0.34,
+        predictor=LastValuePredictor(),
+    )
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for value in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+        _add_complete(study, value, 9)
+    # The threshold is the best final so far (0.1). 0.15 loses to it, but its forecast ranks
+    # 2nd of 7 among the forecasts of all trials that reached step 5: within ceil(.34 * 7) = 3.
+    _ask_in_bracket(study, pruner, 0)
+    d = _decision(_run_curve(study, _flat(0.15, 9)), 0)
+    assert (d["decision"], d["threshold"]) == ("kept", pytest.approx(0.1))
+    assert d["reason"] == "forecast ranks 2 of 7, within top 3"
+    # 0.55 ranks 7th of 8: pruned.
+    _ask_in_bracket(study, pruner, 0)
+    d = _decision(_run_curve(study, _flat(0.55, 9)), 0)
+    assert d["decision"] == "pruned"
+    assert d["reason"] == "forecast ranks 7 of 8, outside top 3"
