@@ -55,6 +55,9 @@ class SwiftHyperbandPruner(BasePruner):
         reduction_factor: Hyperband's ``eta``: each rung keeps ``1 / eta`` of its trials.
         known_curve: fraction of a rung's span observed before its forecast.
         min_train_curves: ``d``, curves a predictor needs before it is fitted.
+        max_train_curves: a predictor is fitted on at most this many curves, the most recent:
+            fitting on thousands (a late fit in a large study) would stall a trial, and a
+            Q-SVR ensemble grows by one annealer call per 20 curves.
         full_fraction: ``k``; about ``k / eta`` of a rung's trials train on without a
             forecast, besides those needed to reach ``d`` curves.
         threshold_quantile: the quantile of the rung's fully trained values that a
@@ -115,6 +118,7 @@ class SwiftHyperbandPruner(BasePruner):
         *,
         known_curve: float = 0.5,
         min_train_curves: int = 15,
+        max_train_curves: int = 200,
         full_fraction: float = 0.5,
         threshold_quantile: float = 0.25,
         predictor: PredictorSpec = "svr",
@@ -136,6 +140,7 @@ class SwiftHyperbandPruner(BasePruner):
         _check_int("reduction_factor", reduction_factor, 2)
         _check_int("max_resource", max_resource, min_resource)
         _check_int("min_train_curves", min_train_curves, 3)
+        _check_int("max_train_curves", max_train_curves, min_train_curves)
         if not 0.0 < known_curve < 1.0:
             raise ValueError(f"known_curve must be in (0, 1), got {known_curve}")
         if not 0.0 <= full_fraction <= 1.0:
@@ -166,6 +171,7 @@ class SwiftHyperbandPruner(BasePruner):
 
         self._schedule = Schedule(min_resource, max_resource, reduction_factor, known_curve, rungs)
         self._min_train_curves = min_train_curves
+        self._max_train_curves = max_train_curves
         self._full_fraction = full_fraction
         self._threshold_quantile = threshold_quantile
         self._predictor_spec = predictor
@@ -437,13 +443,14 @@ class SwiftHyperbandPruner(BasePruner):
     ) -> tuple[bool, str]:
         """Keep a forecast within the top ``rank_quantile`` of the forecasts of every trial
         that reached ``t*``: one batch prediction over their curves."""
+        # The most recent trials: a bounded batch however large the study grows.
         reached = [
             t
             for t in trials
             if t.number != trial.number
             and t_star in t.intermediate_values
             and math.isfinite(t.intermediate_values[t_star])
-        ]
+        ][-5 * self._max_train_curves :]
         if len(reached) < 5:
             return True, f"only {len(reached)} other trials reached step {t_star} to rank among"
         curves = np.vstack([_curve(t, t_star, sign) for t in reached])
@@ -549,7 +556,9 @@ class SwiftHyperbandPruner(BasePruner):
             if state.get("failed"):
                 return self._stale_or_none(cache_key, f"predictor fit failed: {state['failed']}")
             return self._stale_or_none(cache_key, "predictor being fitted by another worker")
+        n_pool = len(pool)
         try:
+            pool = sorted(pool, key=lambda t: t.number)[-self._max_train_curves :]
             curves = np.vstack([_curve(t, t_star, sign) for t in pool])
             targets = np.array([_value_at(t, target, sign) for t in pool], dtype=float)
             finite = np.isfinite(targets)
@@ -562,6 +571,7 @@ class SwiftHyperbandPruner(BasePruner):
                 "version": version,
                 "kind": getattr(model, "kind", type(model).__name__) or type(model).__name__,
                 "n_train": int(finite.sum()),
+                "n_pool": n_pool,
                 "fit_seconds": seconds,
                 "decision_step": t_star,
                 "target_step": target,
@@ -597,7 +607,12 @@ class SwiftHyperbandPruner(BasePruner):
         return (cached[1], "") if cached is not None else (None, why)
 
     def _wants_refit(self, header: dict[str, Any], n_pool: int) -> bool:
-        return self._refit_every is not None and n_pool >= header["n_train"] + self._refit_every
+        fitted_on = header.get("n_pool", header["n_train"])
+        return (
+            self._refit_every is not None
+            and isinstance(fitted_on, int)
+            and n_pool >= fitted_on + self._refit_every
+        )
 
     def _warn_once(self, study: optuna.study.Study, key: str, message: str) -> None:
         tag = (study.study_name, message.split(":")[0] + key)
