@@ -27,7 +27,8 @@ def main(folder: str) -> None:
     for path in sorted(Path(folder).glob("*.json")):
         data = json.loads(path.read_text())
         hb = data["hyperband"]["epochs"]
-        for method in [m for m in ORDER if m in data]:
+        p33 = path.stem.endswith("-p33")
+        for method in [m for m in ORDER if m in data and not (p33 and m == "hyperband")]:
             d = data[method]
             lo, med, hi = _q(d["epochs"])
             ratio = statistics.median(e / h for e, h in zip(d["epochs"], hb, strict=True))
@@ -39,7 +40,8 @@ def main(folder: str) -> None:
                 f"{statistics.median(fits):.0f} ({statistics.median(secs):.1f})" if fits else "-"
             )
             print(
-                f"| {path.stem.rsplit('-w', 1)[0]} | {d['n_workers']} | {method} | "
+                f"| {path.stem.rsplit('-w', 1)[0]} | {d['n_workers']} | "
+                f"{method + (' (P33)' if p33 else '')} | "
                 f"{med:.0f} [{lo:.0f}–{hi:.0f}] | {ratio:.2f} | "
                 f"{bmed:.4g} [{blo:.4g}–{bhi:.4g}] | "
                 f"{statistics.median(regrets):.3g} ({statistics.mean(regrets):.3g}) | "
