@@ -5,8 +5,10 @@ from __future__ import annotations
 import collections
 import csv
 import gzip
+import hashlib
 import math
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -114,6 +116,24 @@ def _assert_decisions_recorded(study: optuna.Study) -> None:
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_eight_workers_one_study(kind, curves, tmp_path) -> None:
     url, name, budget = _url(kind, tmp_path), f"w8-{uuid.uuid4().hex[:6]}", 120
+    # A hostile record waits in the storage for the key (r3, t*=2): a pickle posing as a
+    # model. Workers must reject it, never unpickle it, and refit that key as version 2.
+    study = optuna.create_study(storage=url, study_name=name)
+    payload = pickle.dumps(os.system).hex()
+    sid = study._study_id
+    study._storage.set_study_system_attr(sid, "swift:model:r3_t2:v1:0", payload)
+    study._storage.set_study_system_attr(
+        sid,
+        "swift:model:r3_t2",
+        {
+            "chunks": 1,
+            "sha256": hashlib.sha256(payload.encode()).hexdigest(),
+            "version": 1,
+            "kind": "qsvr",
+            "n_train": 15,
+            "fit_seconds": 0.1,
+        },
+    )
     procs = [
         _worker(curves, url, name, budget, "--seed", str(i), "--pruner", "swift-qsvr")
         for i in range(8)
@@ -127,15 +147,17 @@ def test_eight_workers_one_study(kind, curves, tmp_path) -> None:
     assert budget <= len(trials) <= budget + 7
     assert len({t.number for t in trials}) == len(trials)
     _assert_decisions_recorded(study)
-    # Every key's predictor is fitted exactly once across the 8 workers: one annealer call
+    # Every (key, version) is fitted exactly once across the 8 workers: one annealer call
     # per fit (a Q-SVR on <= 20 points is a single QUBO).
     logs = "\n".join(text for _, text in results)
-    fits = collections.Counter(re.findall(r"fitted predictor (\S+) v1", logs))
-    records = fit_records(study)
+    fits = collections.Counter(re.findall(r"fitted predictor (\S+ v\d+)", logs))
+    records = {r["key"]: r for r in fit_records(study)}
     assert records, "no predictor was fitted"
-    assert sorted(fits) == sorted(r["key"] for r in records)
     assert set(fits.values()) == {1}, fits
-    assert all(r["version"] == 1 and r["predictor"] == "qsvr" for r in records)
+    assert sorted(fits) == sorted(f"{k} v{r['version']}" for k, r in records.items())
+    assert records["r3_t2"]["version"] == 2 and records["r3_t2"]["predictor"] == "qsvr"
+    assert all(r["version"] == 1 for k, r in records.items() if k != "r3_t2")
+    assert "stored predictor rejected" in logs
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
