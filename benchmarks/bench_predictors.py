@@ -30,13 +30,16 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--train", type=int, default=15)
     parser.add_argument("--ensemble-train", type=int, default=60)
+    parser.add_argument("--tables", nargs="+", default=list(TABLES))
+    parser.add_argument("--num-reads", type=int, default=None, help="Q-SVR reads (default 100)")
     args = parser.parse_args()
     print(
         "| table | key (target, decision) | SVR R^2 | Q-SVR R^2 | Q-SVR ensemble R^2 "
         "| SVR fit s | Q-SVR fit s | ensemble fit s |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for name in TABLES:
+    qsvr = {} if args.num_reads is None else {"num_reads": args.num_reads}
+    for name in args.tables:
         table = CurveTable.load(f"studies/curves/{name}.csv.gz")
         configs = list(table.finals)
         for target, t_star in KEYS:
@@ -48,8 +51,8 @@ def main() -> None:
                 order = np.random.default_rng(split).permutation(len(configs))
                 for label, n, model in (
                     ("svr", args.train, SVRPredictor(cv=0)),
-                    ("qsvr", args.train, QSVRPredictor(random_state=split)),
-                    ("ens", args.ensemble_train, QSVRPredictor(random_state=split)),
+                    ("qsvr", args.train, QSVRPredictor(random_state=split, **qsvr)),
+                    ("ens", args.ensemble_train, QSVRPredictor(random_state=split, **qsvr)),
                 ):
                     train, test = order[:n], order[args.ensemble_train :]
                     start = time.perf_counter()
