@@ -76,8 +76,12 @@ def forecast_figure(report: dict[str, Any]) -> go.Figure:
     if lo <= hi:
         fig.add_trace(
             go.Scatter(
-                x=[lo, hi], y=[lo, hi], mode="lines", name="x = y",
-                line={"dash": "dot", "color": "gray"}, hoverinfo="skip",
+                x=[lo, hi],
+                y=[lo, hi],
+                mode="lines",
+                name="x = y",
+                line={"dash": "dot", "color": "gray"},
+                hoverinfo="skip",
             )
         )
     fig.update_layout(
@@ -190,8 +194,9 @@ class DashboardCallback:
         try:
             publish_plots(study)
         except Exception as err:
-            _logger.warning("Swift-Hyperband dashboard plots not saved: %s: %s",
-                            type(err).__name__, err)
+            _logger.warning(
+                "Swift-Hyperband dashboard plots not saved: %s: %s", type(err).__name__, err
+            )
 
 
 @contextlib.contextmanager

@@ -175,8 +175,14 @@ def build_report(study: optuna.study.Study) -> dict[str, Any]:
         states[t["state"]] = states.get(t["state"], 0) + 1
         b = brackets.setdefault(
             t["bracket"],
-            {"bracket": t["bracket"], "trials": 0, "complete": 0, "pruned": 0, "epochs": 0,
-             "known_saving": 0},
+            {
+                "bracket": t["bracket"],
+                "trials": 0,
+                "complete": 0,
+                "pruned": 0,
+                "epochs": 0,
+                "known_saving": 0,
+            },
         )
         b["trials"] += 1
         b["complete"] += t["state"] == "COMPLETE"
@@ -188,8 +194,13 @@ def build_report(study: optuna.study.Study) -> dict[str, Any]:
                 bracket = record.get("bracket", t["bracket"])
                 row = rungs.setdefault(
                     (bracket, index),
-                    {"bracket": bracket, "rung": index, "budget": record.get("budget"),
-                     "decision_step": None, **dict.fromkeys(DECISIONS + PROMOTIONS, 0)},
+                    {
+                        "bracket": bracket,
+                        "rung": index,
+                        "budget": record.get("budget"),
+                        "decision_step": None,
+                        **dict.fromkeys(DECISIONS + PROMOTIONS, 0),
+                    },
                 )
                 if kind == "decision":
                     row["decision_step"] = record.get("decision_step")
@@ -282,8 +293,10 @@ def report_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
         "title": "Brackets",
         "columns": ["bracket", "trials", "complete", "pruned", "epochs", "saved, at least"],
         "rows": [
-            [_fmt(b["bracket"]), *(str(b[k]) for k in ("trials", "complete", "pruned", "epochs",
-                                                         "known_saving"))]
+            [
+                _fmt(b["bracket"]),
+                *(str(b[k]) for k in ("trials", "complete", "pruned", "epochs", "known_saving")),
+            ]
             for b in report["brackets"]
         ],
         "note": "",
@@ -292,8 +305,13 @@ def report_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
         "title": "Rungs: decisions at t* and successive halving at r_i",
         "columns": ["bracket", "rung", "r_i", "t*", *DECISIONS, *PROMOTIONS],
         "rows": [
-            [_fmt(r["bracket"]), str(r["rung"]), _fmt(r["budget"]), _fmt(r["decision_step"]),
-             *(str(r[k]) for k in DECISIONS + PROMOTIONS)]
+            [
+                _fmt(r["bracket"]),
+                str(r["rung"]),
+                _fmt(r["budget"]),
+                _fmt(r["decision_step"]),
+                *(str(r[k]) for k in DECISIONS + PROMOTIONS),
+            ]
             for r in report["rungs"]
         ],
         "note": "full: trained on without a forecast (training curves, threshold); "
@@ -303,8 +321,15 @@ def report_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
         "title": "Predictor fits",
         "columns": ["key", "kind", "annealer", "version", "curves", "fit s", "CV rmse"],
         "rows": [
-            [f["key"], _fmt(f["kind"]), _fmt(f["annealer"]), _fmt(f["version"]),
-             _fmt(f["n_train"]), _fmt(f["fit_seconds"], ".3g"), _fmt(f["cv_rmse"])]
+            [
+                f["key"],
+                _fmt(f["kind"]),
+                _fmt(f["annealer"]),
+                _fmt(f["version"]),
+                _fmt(f["n_train"]),
+                _fmt(f["fit_seconds"], ".3g"),
+                _fmt(f["cv_rmse"]),
+            ]
             for f in report["fits"]
         ],
         "note": "key r<target>_t<t*>; curves: training size; CV rmse: the fit's "
@@ -314,8 +339,13 @@ def report_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
         "title": "Forecasts per key",
         "columns": ["key", "forecasts", "pruned", "checked", "rmse checked"],
         "rows": [
-            [f["key"], str(f["forecasts"]), str(f["pruned"]), str(f["checked"]),
-             _fmt(f["observed_rmse"])]
+            [
+                f["key"],
+                str(f["forecasts"]),
+                str(f["pruned"]),
+                str(f["checked"]),
+                _fmt(f["observed_rmse"]),
+            ]
             for f in report["fits"]
         ],
         "note": "checked: forecasts of trials that went on to the target step; rmse "
@@ -332,9 +362,14 @@ def render_terminal(report: dict[str, Any], console: Any = None) -> None:
 
     console = console or Console()
     for spec in report_tables(report):
-        table = Table(title=spec["title"], title_justify="left", caption=spec["note"] or None,
-                      caption_justify="left", show_header=any(spec["columns"]),
-                      box=box.SIMPLE_HEAD)
+        table = Table(
+            title=spec["title"],
+            title_justify="left",
+            caption=spec["note"] or None,
+            caption_justify="left",
+            show_header=any(spec["columns"]),
+            box=box.SIMPLE_HEAD,
+        )
         for i, column in enumerate(spec["columns"]):
             # Numbers are short: fold rather than cut them when the terminal is narrow.
             table.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
@@ -367,9 +402,7 @@ def write_html(study: optuna.study.Study, report: dict[str, Any], path: str) -> 
             + (f"<p class='note'>{html.escape(spec['note'])}</p>" if spec["note"] else "")
         )
     for i, (figure_id, figure) in enumerate(report_figures(study, report).items()):
-        parts.append(
-            figure.to_html(full_html=False, include_plotlyjs=i == 0, div_id=figure_id)
-        )
+        parts.append(figure.to_html(full_html=False, include_plotlyjs=i == 0, div_id=figure_id))
     title = html.escape(f"Swift-Hyperband report: {report['study']}")
     document = (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
@@ -395,11 +428,14 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         "--study-name", default=None, help="the study (optional when the storage holds one)"
     )
     parser.add_argument(
-        "--html", metavar="FILE", default=None,
+        "--html",
+        metavar="FILE",
+        default=None,
         help="also write the tables and plots to this self-contained HTML file",
     )
     parser.add_argument(
-        "--dashboard", action="store_true",
+        "--dashboard",
+        action="store_true",
         help="also save the plots to the study for optuna-dashboard (needs optuna-dashboard)",
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -12,8 +11,6 @@ if TYPE_CHECKING:
     import optuna
 
 PRUNERS = ("swift-svr", "swift-qsvr", "hyperband", "sha", "median", "none")
-
-_logger = logging.getLogger("studies")
 
 
 def make_pruner(

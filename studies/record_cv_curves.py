@@ -112,8 +112,11 @@ def record(
                 writer.writerow([index, step, f"{value:.4f}", *(_fmt(params[p]) for p in PARAMS)])
             f.flush()
             elapsed = time.perf_counter() - start
-            print(f"config {index + 1}/{n_configs}: final {values[-1]:.3f} "
-                  f"best {max(values):.3f} ({elapsed:.0f} s)", flush=True)
+            print(
+                f"config {index + 1}/{n_configs}: final {values[-1]:.3f} "
+                f"best {max(values):.3f} ({elapsed:.0f} s)",
+                flush=True,
+            )
 
     with open(partial, newline="") as f:
         rows = list(csv.reader(f))[1:]
@@ -126,8 +129,10 @@ def record(
     with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         gz.write(text.getvalue().encode())
     partial.unlink()
-    print(f"wrote {out}: {n_configs} configurations x {epochs} epochs "
-          f"({time.perf_counter() - start:.0f} s)")
+    print(
+        f"wrote {out}: {n_configs} configurations x {epochs} epochs "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
 
 
 def _fmt(value: float | int) -> str:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -39,3 +41,23 @@ def storage_factory(request, tmp_path) -> Iterator[Callable[[], object]]:
 @pytest.fixture
 def study_name() -> str:
     return f"study-{uuid.uuid4().hex[:8]}"
+
+
+def plant_hostile_model(study: optuna.Study, key: str, kind: str) -> None:
+    """Publish a well-formed header whose one chunk is a pickle (hex) posing as a model: the
+    pruner must reject it without unpickling it, and refit ``key`` as version 2."""
+    payload = pickle.dumps(os.system).hex()
+    sid = study._study_id
+    study._storage.set_study_system_attr(sid, f"swift:model:{key}:v1:0", payload)
+    study._storage.set_study_system_attr(
+        sid,
+        f"swift:model:{key}",
+        {
+            "chunks": 1,
+            "sha256": hashlib.sha256(payload.encode()).hexdigest(),
+            "version": 1,
+            "kind": kind,
+            "n_train": 3,
+            "fit_seconds": 0.1,
+        },
+    )

@@ -157,7 +157,11 @@ def test_fits_match_the_published_predictors(swift_study) -> None:
     for f in report["fits"]:
         h = headers[f["key"]]
         assert (f["kind"], f["n_train"], f["fit_seconds"], f["cv_rmse"], f["annealer"]) == (
-            h["kind"], h["n_train"], h["fit_seconds"], h["cv_rmse"], h.get("annealer")
+            h["kind"],
+            h["n_train"],
+            h["fit_seconds"],
+            h["cv_rmse"],
+            h.get("annealer"),
         )
         assert f["forecasts"] == forecasts[f["key"]]
         assert f["pruned"] == pruned[f["key"]]
@@ -244,7 +248,6 @@ def test_study_without_the_pruner_reports_nothing_decided() -> None:
     report = build_report(study)
     assert report["rungs"] == [] and report["fits"] == [] and report["forecasts"] == {}
     assert report["brackets"] == [
-        {"bracket": None, "trials": 3, "complete": 3, "pruned": 0, "epochs": 0,
-         "known_saving": 0}
+        {"bracket": None, "trials": 3, "complete": 3, "pruned": 0, "epochs": 0, "known_saving": 0}
     ]
     assert report["epochs"]["known_saving"] == 0

@@ -5,10 +5,8 @@ from __future__ import annotations
 import collections
 import csv
 import gzip
-import hashlib
 import math
 import os
-import pickle
 import re
 import shutil
 import signal
@@ -23,7 +21,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_qsvr.pruners import fit_records
-from tests.conftest import make_storage
+from tests.conftest import make_storage, plant_hostile_model
 
 DECISION = "swift:decision:"
 R = 27
@@ -119,21 +117,7 @@ def test_eight_workers_one_study(kind, curves, tmp_path) -> None:
     # A hostile record waits in the storage for the key (r3, t*=2): a pickle posing as a
     # model. Workers must reject it, never unpickle it, and refit that key as version 2.
     study = optuna.create_study(storage=url, study_name=name)
-    payload = pickle.dumps(os.system).hex()
-    sid = study._study_id
-    study._storage.set_study_system_attr(sid, "swift:model:r3_t2:v1:0", payload)
-    study._storage.set_study_system_attr(
-        sid,
-        "swift:model:r3_t2",
-        {
-            "chunks": 1,
-            "sha256": hashlib.sha256(payload.encode()).hexdigest(),
-            "version": 1,
-            "kind": "qsvr",
-            "n_train": 15,
-            "fit_seconds": 0.1,
-        },
-    )
+    plant_hostile_model(study, "r3_t2", "qsvr")
     procs = [
         _worker(curves, url, name, budget, "--seed", str(i), "--pruner", "swift-qsvr")
         for i in range(8)

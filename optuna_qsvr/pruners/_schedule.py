@@ -95,10 +95,3 @@ class Schedule:
                 previous = budget
             out.append(tuple(rungs))
         return tuple(out)
-
-    def rung_at(self, bracket: int, step: int) -> Rung | None:
-        """The rung whose span ``(previous, budget]`` holds ``step``."""
-        for rung in self._rungs[bracket]:
-            if rung.previous < step <= rung.budget:
-                return rung
-        return None

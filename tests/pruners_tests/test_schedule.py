@@ -47,11 +47,3 @@ def test_bracket_assignment_is_deterministic_and_proportional() -> None:
     for bracket, size in enumerate(a.bracket_sizes):
         assert abs(counts[bracket] / 4000 - size / total) < 0.03
     assert got != [a.bracket_of("other", n) for n in range(4000)]
-
-
-def test_rung_at() -> None:
-    s = Schedule(1, 27, 3, 0.5)
-    assert s.rung_at(2, 1).budget == 3
-    assert s.rung_at(2, 9).budget == 9
-    assert s.rung_at(2, 10).budget == 27
-    assert s.rung_at(2, 28) is None

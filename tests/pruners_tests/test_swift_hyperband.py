@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from optuna_qsvr import SwiftHyperbandPruner
 from optuna_qsvr.predictors import BasePredictor, ModelFormatError, SVRPredictor
 from optuna_qsvr.pruners import fit_records
+from tests.conftest import plant_hostile_model
 
 DECISION = "swift:decision:"
 
@@ -274,24 +275,7 @@ def test_hostile_model_record_is_rejected_and_refitted(study_name) -> None:
                 intermediate_values={s: math.exp(-rate * s) for s in range(1, 10)},
             )
         )
-    import hashlib
-    import pickle
-
-    payload = pickle.dumps(print).hex()  # a pickle in hex: must never be unpickled
-    sid = study._study_id
-    study._storage.set_study_system_attr(sid, "swift:model:r9_t5:v1:0", payload)
-    study._storage.set_study_system_attr(
-        sid,
-        "swift:model:r9_t5",
-        {
-            "chunks": 1,
-            "sha256": hashlib.sha256(payload.encode()).hexdigest(),
-            "version": 1,
-            "kind": "svr",
-            "n_train": 3,
-            "fit_seconds": 0.1,
-        },
-    )
+    plant_hostile_model(study, "r9_t5", "svr")
     _ask_in_bracket(study, pruner, 0)
     trial = _run_curve(study, {s: math.exp(-0.3 * s) for s in range(1, 10)})
     d = _decision(trial, 0)

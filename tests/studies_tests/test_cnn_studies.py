@@ -42,8 +42,9 @@ def digits():
 )
 def test_cnn_fits_any_image_shape(channels, size, n_classes, blocks):
     assert default_blocks(*size) == blocks
-    model = build_cnn(CNNConfig(filters=4), in_channels=channels, image_size=size,
-                      n_classes=n_classes)
+    model = build_cnn(
+        CNNConfig(filters=4), in_channels=channels, image_size=size, n_classes=n_classes
+    )
     logits = model(torch.zeros(3, channels, *size))
     assert logits.shape == (3, n_classes)
 
@@ -55,8 +56,9 @@ def test_train_epochs_learns_real_digits(digits):
     assert all(0.0 <= a <= 1.0 for a in accuracies)
     # Ten classes: chance is 0.1; a working network is far above it within a few epochs.
     assert max(accuracies[-3:]) > 0.5
-    losses = list(train_epochs(CNNConfig(**{**config.__dict__, "metric": "loss"}), digits, 8,
-                               seed=1))
+    losses = list(
+        train_epochs(CNNConfig(**{**config.__dict__, "metric": "loss"}), digits, 8, seed=1)
+    )
     assert losses[-1] < losses[0]
 
 
@@ -160,11 +162,28 @@ def _check_trials(study: optuna.study.Study, epochs: int, n_trials: int) -> None
 def test_cifar10_command_end_to_end(tmp_path, capsys):
     write_cifar10(tmp_path, per_batch=8, n_test=10)
     storage = f"sqlite:///{tmp_path / 'cifar.db'}"
-    study = cifar10.main([
-        "--data-dir", str(tmp_path), "--storage", storage, "--n-trials", "3", "--epochs", "2",
-        "--pruner", "none", "--sampler", "random", "--batch-size", "16",
-        "--min-filters", "4", "--max-filters", "6",
-    ])
+    study = cifar10.main(
+        [
+            "--data-dir",
+            str(tmp_path),
+            "--storage",
+            storage,
+            "--n-trials",
+            "3",
+            "--epochs",
+            "2",
+            "--pruner",
+            "none",
+            "--sampler",
+            "random",
+            "--batch-size",
+            "16",
+            "--min-filters",
+            "4",
+            "--max-filters",
+            "6",
+        ]
+    )
     _check_trials(study, epochs=2, n_trials=3)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -176,17 +195,40 @@ def test_cifar10_command_end_to_end(tmp_path, capsys):
 
 def test_cifar10_command_without_the_files_explains(tmp_path):
     with pytest.raises(SystemExit, match=r"data_batch_1.*Nothing is downloaded"):
-        cifar10.main(["--data-dir", str(tmp_path), "--storage",
-                      f"sqlite:///{tmp_path / 'x.db'}", "--pruner", "none"])
+        cifar10.main(
+            [
+                "--data-dir",
+                str(tmp_path),
+                "--storage",
+                f"sqlite:///{tmp_path / 'x.db'}",
+                "--pruner",
+                "none",
+            ]
+        )
 
 
 def test_tiny_imagenet_command_end_to_end_with_hyperband(tmp_path):
     write_tiny_imagenet(tmp_path, n_train=4, n_val=6)
-    study = tiny_imagenet.main([
-        "--data-dir", str(tmp_path), "--storage", f"sqlite:///{tmp_path / 't.db'}",
-        "--n-trials", "3", "--epochs", "3", "--pruner", "hyperband", "--sampler", "random",
-        "--filters", "4", "--batch-size", "8",
-    ])
+    study = tiny_imagenet.main(
+        [
+            "--data-dir",
+            str(tmp_path),
+            "--storage",
+            f"sqlite:///{tmp_path / 't.db'}",
+            "--n-trials",
+            "3",
+            "--epochs",
+            "3",
+            "--pruner",
+            "hyperband",
+            "--sampler",
+            "random",
+            "--filters",
+            "4",
+            "--batch-size",
+            "8",
+        ]
+    )
     _check_trials(study, epochs=3, n_trials=3)
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     assert set(study.trials[0].params) == {"learning_rate", "weight_decay", "dropout"}
@@ -195,11 +237,26 @@ def test_tiny_imagenet_command_end_to_end_with_hyperband(tmp_path):
 
 @pytest.mark.parametrize("pruner", ["sha", "swift-svr"])
 def test_mnist_command_runs_offline(tmp_path, pruner):
-    study = mnist.main([
-        "--storage", f"sqlite:///{tmp_path / 'm.db'}", "--n-trials", "3", "--epochs", "3",
-        "--pruner", pruner, "--max-train", "100", "--n-val", "50", "--max-filters", "6",
-        "--batch-size", "25",
-    ])
+    study = mnist.main(
+        [
+            "--storage",
+            f"sqlite:///{tmp_path / 'm.db'}",
+            "--n-trials",
+            "3",
+            "--epochs",
+            "3",
+            "--pruner",
+            pruner,
+            "--max-train",
+            "100",
+            "--n-val",
+            "50",
+            "--max-filters",
+            "6",
+            "--batch-size",
+            "25",
+        ]
+    )
     _check_trials(study, epochs=3, n_trials=3)
     assert len(study.trials[0].params) == 5
 
@@ -213,8 +270,9 @@ def _read_table(path: Path) -> list[dict[str, str]]:
 
 
 def test_record_writes_the_table_format_and_is_reproducible(tmp_path):
-    kwargs = dict(n_configs=3, epochs=4, seed=1, batch_size=25, filters=(4, 6), max_train=60,
-                  n_val=60)
+    kwargs = dict(
+        n_configs=3, epochs=4, seed=1, batch_size=25, filters=(4, 6), max_train=60, n_val=60
+    )
     out = tmp_path / "curves.csv.gz"
     record(out, **kwargs)
     with gzip.open(out, "rt") as f:
@@ -236,8 +294,11 @@ def test_rank_check_measures_whether_early_rankings_hold(tmp_path):
     params = "0.01,0.0001,0.2,8,0.9"
     # Config c is best at epoch 1 and worst at epoch 3; config a the other way round.
     values = {0: (0.2, 0.5, 0.9), 1: (0.3, 0.5, 0.6), 2: (0.4, 0.4, 0.3)}
-    lines = [header] + [f"{c},{step},{v},{params}" for c, curve in values.items()
-                        for step, v in enumerate(curve, start=1)]
+    lines = [header] + [
+        f"{c},{step},{v},{params}"
+        for c, curve in values.items()
+        for step, v in enumerate(curve, start=1)
+    ]
     path = tmp_path / "t.csv.gz"
     with gzip.open(path, "wt") as f:
         f.write("\n".join(lines) + "\n")

@@ -140,10 +140,14 @@ def test_missing_files_give_clear_errors(tmp_path: Path) -> None:
     [
         ([1, 2, 3], "expected a dict"),
         ({"X": [np.zeros((2, 12))], "ygen": [], "ycand": []}, "hold 1, 0 and 0"),
-        ({"X": [np.zeros((2, 5))], "ygen": [np.zeros((2, 7))], "ycand": [np.zeros((2, 7))]},
-         r"expected \(n, 12\)"),
-        ({"X": [np.zeros((2, 12))], "ygen": [np.zeros((3, 7))], "ycand": [np.zeros((2, 7))]},
-         r"ygen of shape \(3, 7\)"),
+        (
+            {"X": [np.zeros((2, 5))], "ygen": [np.zeros((2, 7))], "ycand": [np.zeros((2, 7))]},
+            r"expected \(n, 12\)",
+        ),
+        (
+            {"X": [np.zeros((2, 12))], "ygen": [np.zeros((3, 7))], "ycand": [np.zeros((2, 7))]},
+            r"ygen of shape \(3, 7\)",
+        ),
     ],
 )
 def test_malformed_content_is_rejected(tmp_path: Path, payload: object, match: str) -> None:

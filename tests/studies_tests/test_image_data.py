@@ -19,8 +19,18 @@ from studies._image_data import (
     read_cifar10_classes,
 )
 
-CIFAR_CLASSES = [b"airplane", b"automobile", b"bird", b"cat", b"deer",
-                 b"dog", b"frog", b"horse", b"ship", b"truck"]
+CIFAR_CLASSES = [
+    b"airplane",
+    b"automobile",
+    b"bird",
+    b"cat",
+    b"deer",
+    b"dog",
+    b"frog",
+    b"horse",
+    b"ship",
+    b"truck",
+]
 
 
 # --- Writers of the official formats ---------------------------------------------------------
@@ -47,15 +57,34 @@ def _py2_int(i: int) -> bytes:
 def _py2_uint8_array(a: np.ndarray) -> bytes:
     assert a.dtype == np.uint8
     dtype = (
-        b"cnumpy\ndtype\n" + _py2_str(b"u1") + _py2_int(0) + _py2_int(1) + b"\x87R"
-        + b"(" + _py2_int(3) + _py2_str(b"|") + b"NNN"
-        + b"J\xff\xff\xff\xffJ\xff\xff\xff\xff" + _py2_int(0) + b"tb"
+        b"cnumpy\ndtype\n"
+        + _py2_str(b"u1")
+        + _py2_int(0)
+        + _py2_int(1)
+        + b"\x87R"
+        + b"("
+        + _py2_int(3)
+        + _py2_str(b"|")
+        + b"NNN"
+        + b"J\xff\xff\xff\xffJ\xff\xff\xff\xff"
+        + _py2_int(0)
+        + b"tb"
     )
     shape = b"(" + b"".join(_py2_int(s) for s in a.shape) + b"t"
     return (
-        b"cnumpy.core.multiarray\n_reconstruct\nc" + b"numpy\nndarray\n"
-        + _py2_int(0) + b"\x85" + _py2_str(b"b") + b"\x87R"
-        + b"(" + _py2_int(1) + shape + dtype + b"\x89" + _py2_str(a.tobytes()) + b"tb"
+        b"cnumpy.core.multiarray\n_reconstruct\nc"
+        + b"numpy\nndarray\n"
+        + _py2_int(0)
+        + b"\x85"
+        + _py2_str(b"b")
+        + b"\x87R"
+        + b"("
+        + _py2_int(1)
+        + shape
+        + dtype
+        + b"\x89"
+        + _py2_str(a.tobytes())
+        + b"tb"
     )
 
 
@@ -110,8 +139,11 @@ def class_colour(label: int) -> tuple[int, int, int]:
 
 
 def write_tiny_imagenet(
-    root: Path, *, wnids: tuple[str, ...] = ("n01443537", "n01629819", "n01641577"),
-    n_train: int = 4, n_val: int = 6,
+    root: Path,
+    *,
+    wnids: tuple[str, ...] = ("n01443537", "n01629819", "n01641577"),
+    n_train: int = 4,
+    n_val: int = 6,
 ) -> Path:
     """A ``tiny-imagenet-200`` tree: solid-colour JPEGs whose colour encodes the class."""
     folder = root / "tiny-imagenet-200"
@@ -224,7 +256,11 @@ def test_missing_cifar10_file_names_the_path_and_downloads_nothing(tmp_path):
         load_cifar10(tmp_path)
     assert "Nothing is downloaded" in str(excinfo.value)
     assert sorted(p.name for p in (tmp_path / "cifar-10-batches-py").iterdir()) == [
-        "batches.meta", "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_5",
+        "batches.meta",
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_5",
         "test_batch",
     ]
 

@@ -111,8 +111,22 @@ def test_a_diverging_configuration_is_recorded_at_the_finite_cap(data: mlpf.MLPF
 def test_study_command_runs_trials_reporting_every_epoch(tmp_path: Path, pruner: str) -> None:
     storage = f"sqlite:///{tmp_path / 'mlpf.db'}"
     mlpf.main(
-        ["--storage", storage, "--n-trials", "2", "--epochs", "3", "--pruner", pruner,
-         "--sampler", "random", "--n-events", "24", "--mean-particles", "5"]
+        [
+            "--storage",
+            storage,
+            "--n-trials",
+            "2",
+            "--epochs",
+            "3",
+            "--pruner",
+            pruner,
+            "--sampler",
+            "random",
+            "--n-events",
+            "24",
+            "--mean-particles",
+            "5",
+        ]
     )
     loaded = optuna.load_study(study_name="mlpf", storage=storage)
     assert loaded.direction == optuna.study.StudyDirection.MINIMIZE
@@ -134,8 +148,18 @@ def test_study_command_reads_delphes_files(tmp_path: Path) -> None:
         _delphes.write_pickle(events, data_dir / f"tev14_pythia8_ttbar_{i}_0.pkl.bz2")
     storage = f"sqlite:///{tmp_path / 'mlpf.db'}"
     study = mlpf.main(
-        ["--storage", storage, "--n-trials", "1", "--epochs", "2", "--pruner", "none",
-         "--data-dir", str(data_dir)]
+        [
+            "--storage",
+            storage,
+            "--n-trials",
+            "1",
+            "--epochs",
+            "2",
+            "--pruner",
+            "none",
+            "--data-dir",
+            str(data_dir),
+        ]
     )
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
     assert sorted(study.trials[0].intermediate_values) == [1, 2]
@@ -156,14 +180,23 @@ def test_recording_writes_the_replay_table(tmp_path: Path) -> None:
 
     output = tmp_path / "curves.csv.gz"
     record_hep_curves.main(
-        ["--n-configs", "3", "--epochs", "2", "--n-events", "12", "--mean-particles", "4",
-         "--output", str(output)]
+        [
+            "--n-configs",
+            "3",
+            "--epochs",
+            "2",
+            "--n-events",
+            "12",
+            "--mean-particles",
+            "4",
+            "--output",
+            str(output),
+        ]
     )
     with gzip.open(output, "rt") as f:
         header = f.readline().strip().split(",")
         rows = [line.strip().split(",") for line in f]
-    assert header == ["config", "step", "value",
-                      *(f"param_{p}" for p in record_hep_curves.PARAMS)]
+    assert header == ["config", "step", "value", *(f"param_{p}" for p in record_hep_curves.PARAMS)]
     assert len(rows) == 3 * 2
     assert [int(r[1]) for r in rows] == [1, 2] * 3
     assert all(math.isfinite(float(r[2])) for r in rows)
