@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -32,13 +34,66 @@ class ModelFormatError(PredictorError, ValueError):
 Params = Sequence[Mapping[str, Any]]
 
 
+@dataclass(frozen=True)
+class FitInfo:
+    """What a fit cost and how good it is expected to be; stored with the model record.
+
+    Args:
+        cv_rmse: cross-validated RMS forecast error, in the target's units (``None`` if not
+            estimated).
+        annealer: the annealer that solved the fit (``None`` for a classical predictor).
+        annealer_calls: sampler calls the fit made (each costs QPU time on real hardware).
+        estimator: the underlying estimator's name, for reports.
+    """
+
+    cv_rmse: float | None = None
+    annealer: str | None = None
+    annealer_calls: int = 0
+    estimator: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cv_rmse is not None and not (
+            isinstance(self.cv_rmse, (int, float)) and math.isfinite(self.cv_rmse)
+        ):
+            # A NaN error means "unknown": store it as such, never as NaN in JSON.
+            object.__setattr__(self, "cv_rmse", None)
+        if isinstance(self.annealer_calls, bool) or not isinstance(self.annealer_calls, int):
+            raise TypeError(f"annealer_calls must be an int, got {self.annealer_calls!r}")
+        if self.annealer_calls < 0:
+            raise ValueError(f"annealer_calls must be >= 0, got {self.annealer_calls}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FitInfo:
+        """Rebuild from :meth:`to_dict`; unknown fields are ignored, wrong types rejected."""
+        try:
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        except (TypeError, ValueError) as err:
+            raise ModelFormatError(f"bad fit metadata: {err}") from err
+
+
 class BasePredictor(abc.ABC):
     """Forecast a learning curve's value at a later step from its first ``t`` values.
 
     ``curves`` is an ``(n, t)`` float array: row ``i`` holds trial ``i``'s values at the steps
     ``1..t`` of the decision key, with ``NaN`` where a step was not reported. ``params`` is one
     mapping per row (hyperparameter name to number or string) or ``None``.
+
+    A predictor is stored in the study as ``to_json()`` under its registry ``name`` (see
+    :func:`~optuna_qsvr.predictors.register_predictor`) and rebuilt by that class's
+    ``from_json``; the pruner knows nothing else about it. ``fit_info_`` describes the last
+    fit; the default says nothing.
     """
+
+    #: The name this class is registered under; stored with every fitted model.
+    name: ClassVar[str] = ""
+
+    @property
+    def fit_info_(self) -> FitInfo:
+        """Metadata of the last fit (cost, expected error); empty unless overridden."""
+        return FitInfo()
 
     @abc.abstractmethod
     def fit(
