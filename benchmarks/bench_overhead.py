@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--trials", type=int, default=10, help="measured trials per worker")
     parser.add_argument("--postgres", default=None, help="PostgreSQL URL (skipped if absent)")
-    parser.add_argument("--curves", default="studies/curves/cnn_digits.csv.gz")
+    parser.add_argument("--curves", default="optuna_qsvr/benchmark/curves/cnn_digits.csv.gz")
     parser.add_argument("--throughput-workers", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--json", default=None)
@@ -169,9 +169,7 @@ def main() -> None:
             row = {"storage": label, **throughput(url, args.curves, workers, args.budget)}
             tput.append(row)
             print(json.dumps(row), flush=True)
-    print(
-        "\n| storage | trials in study | workers | Hyperband ms/call | Swift ms/call | ratio |"
-    )
+    print("\n| storage | trials in study | workers | Hyperband ms/call | Swift ms/call | ratio |")
     print("|---|---|---|---|---|---|")
     for i in range(0, len(rows), 2):
         hb, sw = rows[i], rows[i + 1]

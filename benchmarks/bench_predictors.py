@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics import r2_score
 
 from optuna_qsvr import QSVRPredictor, SVRPredictor
-from studies.replay import CurveTable
+from optuna_qsvr.benchmark import CurveTable, bundled_table
 
 TABLES = ("cnn_digits", "lstm_babi17", "mlpf_delphes_sim")
 KEYS = ((9, 6), (27, 18), (50, 39))
@@ -40,7 +40,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     qsvr = {} if args.num_reads is None else {"num_reads": args.num_reads}
     for name in args.tables:
-        table = CurveTable.load(f"studies/curves/{name}.csv.gz")
+        table = CurveTable.load(bundled_table(name))
         configs = list(table.finals)
         for target, t_star in KEYS:
             X = np.array([table.values(c)[:t_star] for c in configs])

@@ -3,7 +3,8 @@
 Examples::
 
     python benchmarks/bench_qsvr.py --curves digits-mlp
-    python benchmarks/bench_qsvr.py --curves studies/curves/mnist1d.csv.gz --json out.json
+    python benchmarks/bench_qsvr.py --json out.json \\
+        --curves optuna_qsvr/benchmark/curves/mlpf_delphes_sim.csv.gz
 
 The curve table is a CSV (optionally gzipped) with columns ``config, step, value`` and any
 ``param_*`` columns; the features of a curve are its values at the first ``--features``

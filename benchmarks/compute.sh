@@ -10,7 +10,7 @@ methods=none,median,sha,hyperband,swift-svr,swift-qsvr,oracle
 for spec in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize; do
   table=${spec%%:*}; direction=${spec##*:}
   for workers in 1 8; do
-    .venv/bin/optuna-qsvr benchmark --curves "studies/curves/$table.csv.gz" \
+    .venv/bin/optuna-qsvr benchmark --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" \
       --direction "$direction" --seeds 20 --workers "$workers" --methods "$methods" \
       --no-progress --json "$out/$table-w$workers.json" --plot "$out/$table-w$workers.png"
   done

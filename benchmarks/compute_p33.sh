@@ -12,7 +12,7 @@ p33='{"forecast_final": true, "rank_quantile": 0.3334, "residual_target": true,
 for spec in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize; do
   table=${spec%%:*}; direction=${spec##*:}
   for workers in 1 8; do
-    .venv/bin/optuna-qsvr benchmark --curves "studies/curves/$table.csv.gz" \
+    .venv/bin/optuna-qsvr benchmark --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" \
       --direction "$direction" --seeds 20 --workers "$workers" --methods hyperband,swift-svr \
       --swift-options "$p33" --no-progress \
       --json "$out/$table-w$workers-p33.json" --plot "$out/$table-w$workers-p33.png"

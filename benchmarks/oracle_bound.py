@@ -3,7 +3,8 @@
 The oracle predictor looks every forecast up in the table itself, so the epochs it saves are
 an upper bound for that rule and setting; a real predictor can only do worse.
 
-    python benchmarks/oracle_bound.py studies/curves/mlpf_delphes_sim.csv.gz minimize \\
+    python benchmarks/oracle_bound.py \\
+        optuna_qsvr/benchmark/curves/mlpf_delphes_sim.csv.gz minimize \\
         '{}' '{"forecast_final": true, "min_train_curves": 3}'
 """
 
@@ -18,9 +19,8 @@ import numpy as np
 import optuna
 
 from optuna_qsvr import SwiftHyperbandPruner
+from optuna_qsvr.benchmark import CurveTable, config_sequence, replay_async
 from optuna_qsvr.predictors import BasePredictor
-from studies.benchmark import config_sequence
-from studies.replay import CurveTable
 
 SEEDS = 12
 
@@ -59,8 +59,6 @@ class OraclePredictor(BasePredictor):
 
 
 def _run(curves: str, direction: str, seed: int, variant: str | None) -> tuple[int, float]:
-    from studies.replay import replay_async
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     table = CurveTable.load(curves)
     if variant is None:

@@ -4,7 +4,8 @@ Every variant replays the same configuration sequences (one per seed) as Hyperba
 the differences come from pruning alone. Prints, per table and variant, the median epochs
 relative to Hyperband and the median best final value and regret.
 
-    python benchmarks/tune_swift.py --curves studies/curves/mlpf_delphes_sim.csv.gz \\
+    python benchmarks/tune_swift.py \\
+        --curves optuna_qsvr/benchmark/curves/mlpf_delphes_sim.csv.gz \\
         --direction minimize --seeds 10 --variants '{"rungs": "hyperband"}' '{}'
 """
 
@@ -23,8 +24,7 @@ def _run(
     import optuna
 
     from optuna_qsvr import SwiftHyperbandPruner
-    from studies.benchmark import config_sequence
-    from studies.replay import CurveTable, replay_async
+    from optuna_qsvr.benchmark import CurveTable, config_sequence, replay_async
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     table = CurveTable.load(curves)

@@ -18,29 +18,38 @@ _LAZY = {
     "SVRPredictor": "optuna_qsvr.predictors",
     "QSVRPredictor": "optuna_qsvr.predictors",
     "BasePredictor": "optuna_qsvr.predictors",
+    "FitInfo": "optuna_qsvr.predictors",
     "load_predictor": "optuna_qsvr.predictors",
+    "register_predictor": "optuna_qsvr.predictors",
+    "DashboardCallback": "optuna_qsvr.report",
 }
 
 __all__ = [
     "QSVR",
     "BasePredictor",
+    "DashboardCallback",
+    "FitInfo",
     "QSVRPredictor",
     "SVRPredictor",
     "SwiftHyperbandPruner",
     "SwiftSampler",
     "__version__",
     "load_predictor",
+    "register_predictor",
 ]
 
 if TYPE_CHECKING:
     from optuna_qsvr.predictors import (
         QSVR,
         BasePredictor,
+        FitInfo,
         QSVRPredictor,
         SVRPredictor,
         load_predictor,
+        register_predictor,
     )
     from optuna_qsvr.pruners import SwiftHyperbandPruner
+    from optuna_qsvr.report import DashboardCallback
     from optuna_qsvr.samplers import SwiftSampler
 
 

@@ -31,7 +31,7 @@ def _lazy(module: str, add: str, run: str) -> tuple[AddArguments, Run]:
 SUBCOMMANDS: dict[str, tuple[str, AddArguments, Run]] = {
     "benchmark": (
         "replay a learning-curve table through Optuna studies and compare pruners",
-        *_lazy("studies.benchmark", "add_arguments", "run"),
+        *_lazy("optuna_qsvr.benchmark._command", "add_arguments", "run"),
     ),
     "worker": (
         "join a shared study and replay a learning-curve table until its budget is used",
@@ -39,7 +39,7 @@ SUBCOMMANDS: dict[str, tuple[str, AddArguments, Run]] = {
     ),
     "report": (
         "summarise Swift-Hyperband's decisions, predictor fits and epochs of a study",
-        *_lazy("optuna_qsvr._report", "add_report_arguments", "run_report"),
+        *_lazy("optuna_qsvr.report._command", "add_report_arguments", "run_report"),
     ),
 }
 

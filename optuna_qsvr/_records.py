@@ -271,7 +271,9 @@ def write_decision(
     validate_decision(record)
     name = decision_attr(record["rung"])
     storage.set_trial_system_attr(trial_id, name, record)
-    storage.set_trial_user_attr(trial_id, decision_text_attr(record["rung"]), decision_text(record))
+    storage.set_trial_user_attr(
+        trial_id, decision_text_attr(record["rung"]), decision_text(record)
+    )
     return name
 
 

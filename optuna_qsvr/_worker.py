@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from optuna_qsvr._secrets import redact, scrub, url_secrets
 
 if TYPE_CHECKING:
     import optuna
@@ -25,33 +26,6 @@ _BUDGET_STATES = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 
 class StorageUnavailableError(RuntimeError):
     """The storage stayed unreachable longer than the worker was told to wait."""
-
-
-def redact(url: str) -> str:
-    """The URL with its password masked, fit for logs and messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def url_secrets(url: str) -> list[str]:
-    try:
-        from sqlalchemy.engine import make_url
-
-        password = make_url(url).password
-    except Exception:
-        password = None
-    return [str(password)] if password else []
 
 
 def open_storage(
@@ -158,7 +132,7 @@ def run_worker(
             outage_since = outage_since or now
             message = scrub(
                 f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-                secrets or [],
+                secrets or (),
             )
             if now - outage_since > max_outage:
                 raise StorageUnavailableError(
@@ -204,11 +178,9 @@ def run_worker_command(args: Any) -> int:
     recorded values epoch by epoch (sleeping ``--epoch-seconds`` per epoch to stand in for
     training) and obeys the pruner; the worker stops when the study's budget is used.
     """
-    import numpy as np
     import optuna
 
-    from studies._common import make_pruner
-    from studies.replay import CurveTable
+    from optuna_qsvr.benchmark import CurveTable, config_sequence, make_objective, make_pruner
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -216,7 +188,7 @@ def run_worker_command(args: Any) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     secrets = url_secrets(args.storage)
     table = CurveTable.load(args.curves)
-    order = list(np.random.default_rng(args.seed).permutation(table.configs))
+    order = config_sequence(table, args.seed, len(table))
     storage = open_storage(
         args.storage,
         heartbeat_interval=args.heartbeat_interval or None,
@@ -239,7 +211,7 @@ def run_worker_command(args: Any) -> int:
             pruner=pruner,
         )
 
-    objective = replay_objective(table, order, epoch_seconds=args.epoch_seconds)
+    objective = make_objective(table, order=order, epoch_seconds=args.epoch_seconds)
 
     try:
         study = run_worker(
@@ -256,28 +228,6 @@ def run_worker_command(args: Any) -> int:
         "worker done: study %r has %d trials in its budget", study.study_name, budget_used(study)
     )
     return 0
-
-
-def replay_objective(
-    table: Any, order: list[str], *, epoch_seconds: float = 0.0
-) -> Callable[[optuna.trial.Trial], float]:
-    """Replay the configuration that the trial's number selects (race-free across workers;
-    a trial re-queued after its worker died keeps its configuration)."""
-    import optuna
-
-    def objective(trial: optuna.trial.Trial) -> float:
-        config = trial.user_attrs.get("config") or order[trial.number % len(order)]
-        trial.set_user_attr("config", config)
-        steps, values = table.steps(config).tolist(), table.values(config).tolist()
-        for step, value in zip(steps, values, strict=True):
-            if epoch_seconds:
-                time.sleep(epoch_seconds)
-            trial.report(value, step)
-            if step < table.max_step and trial.should_prune():
-                raise optuna.TrialPruned()
-        return table.finals[config]
-
-    return objective
 
 
 def _storage_alive(study: Any, make_study: Callable[[], Any]) -> bool:

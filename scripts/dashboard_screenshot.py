@@ -25,7 +25,7 @@ import urllib.request
 import optuna
 
 from optuna_qsvr import SwiftHyperbandPruner
-from optuna_qsvr._dashboard import dashboard_server, publish_plots
+from optuna_qsvr.report import dashboard_server, publish_plots
 
 WIDTH = 1400
 CHROMIUM_SECONDS = 120
@@ -110,12 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from PIL import Image
     except ImportError:
-        print("error: Pillow is needed to combine the screenshots: pip install pillow",
-              file=sys.stderr)
+        print(
+            "error: Pillow is needed to combine the screenshots: pip install pillow",
+            file=sys.stderr,
+        )
         return 2
     if not shutil.which(args.chromium):
-        print(f"error: no Chromium at {args.chromium!r} (apt-get install chromium)",
-              file=sys.stderr)
+        print(
+            f"error: no Chromium at {args.chromium!r} (apt-get install chromium)", file=sys.stderr
+        )
         return 2
 
     # SQLite on tmpfs when there is one: it syncs every commit.
@@ -140,8 +143,12 @@ def main(argv: list[str] | None = None) -> int:
                 summaries = json.load(response)["study_summaries"]
             (study_id,) = [s["study_id"] for s in summaries if s["study_name"] == study.study_name]
             trial_png, plots_png = os.path.join(work, "trial.png"), os.path.join(work, "plots.png")
-            shoot(args.chromium, f"{base}/dashboard/studies/{study_id}/trials?numbers={number}",
-                  trial_png, 900)
+            shoot(
+                args.chromium,
+                f"{base}/dashboard/studies/{study_id}/trials?numbers={number}",
+                trial_png,
+                900,
+            )
             shoot(args.chromium, f"{base}/dashboard/studies/{study_id}", plots_png, 1900)
 
         images = [Image.open(trial_png).convert("RGB"), Image.open(plots_png).convert("RGB")]

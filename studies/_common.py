@@ -1,57 +1,21 @@
-"""What every study's command line shares: arguments, the pruner by name, the run loop."""
+"""What every study's command line shares: arguments, the sampler by name, the run loop."""
 
 from __future__ import annotations
 
 import argparse
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import optuna
 
+# Where the recording scripts write their tables: the package's bundled tables in this checkout
+# (studies/ is not installed, so it always runs from one).
+CURVES_DIR = Path(__file__).resolve().parents[1] / "optuna_qsvr" / "benchmark" / "curves"
+# The benchmark's methods that need no recorded table: a live study has no final values.
 PRUNERS = ("swift-svr", "swift-qsvr", "hyperband", "sha", "median", "none")
-
-
-def make_pruner(
-    name: str,
-    *,
-    max_resource: int,
-    min_resource: int = 1,
-    reduction_factor: int = 3,
-    annealer: str | None = None,
-) -> optuna.pruners.BasePruner:
-    """Build a pruner from its command-line name, with the study's epoch budget.
-
-    ``annealer`` ("simulated", "exact", "qpu", "hybrid") applies to ``swift-qsvr``.
-    """
-    import optuna
-
-    if name in ("swift-svr", "swift-qsvr"):
-        from optuna_qsvr import QSVRPredictor, SwiftHyperbandPruner
-
-        predictor: object = name.removeprefix("swift-")
-        if name == "swift-qsvr" and annealer is not None:
-            predictor = QSVRPredictor(annealer=annealer)
-        return SwiftHyperbandPruner(
-            min_resource=min_resource,
-            max_resource=max_resource,
-            reduction_factor=reduction_factor,
-            predictor=predictor,
-        )
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=min_resource, max_resource=max_resource, reduction_factor=reduction_factor
-        )
-    if name == "sha":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=min_resource, reduction_factor=reduction_factor
-        )
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min_resource)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -123,7 +87,9 @@ def run_study(
     """
     import optuna
 
-    from optuna_qsvr._worker import open_storage, run_worker, url_secrets
+    from optuna_qsvr._secrets import url_secrets
+    from optuna_qsvr._worker import open_storage, run_worker
+    from optuna_qsvr.benchmark import make_pruner
 
     storage = open_storage(
         args.storage,
@@ -175,11 +141,11 @@ def print_summary(study: optuna.study.Study, storage: str) -> None:
     if n_complete:
         best = study.best_trial
         print(f"best trial #{best.number}: value {best.value:.5g}, params {best.params}")
-    from optuna_qsvr._worker import redact
+    from optuna_qsvr._secrets import redact
 
     if any(t.user_attrs.get("swift:bracket") is not None for t in study.trials):
         try:
-            from optuna_qsvr._dashboard import publish_plots
+            from optuna_qsvr.report import publish_plots
 
             publish_plots(study)
         except ImportError:

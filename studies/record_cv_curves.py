@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from studies._cnn import CNNConfig, suggest_cifar_config, train_epochs
+from studies._common import CURVES_DIR
 from studies._image_data import load_digits_offline
 
-DEFAULT_OUT = Path(__file__).parent / "curves" / "cnn_digits.csv.gz"
+DEFAULT_OUT = CURVES_DIR / "cnn_digits.csv.gz"
 PARAMS = ("learning_rate", "weight_decay", "dropout", "filters", "momentum")
 
 

@@ -3,7 +3,8 @@
 Draws random configurations of the study's seven hyperparameters (Optuna's seeded
 ``RandomSampler`` over :func:`studies.mlpf.suggest_config`, so the table and the study share one
 search space), trains each for ``--epochs`` epochs on a small fixed set of simulated events and
-writes ``studies/curves/mlpf_delphes_sim.csv.gz`` in the format of :mod:`studies.replay`:
+writes ``optuna_qsvr/benchmark/curves/mlpf_delphes_sim.csv.gz`` in the format of
+:class:`optuna_qsvr.benchmark.CurveTable`:
 ``config,step,value,param_<name>...`` with the validation loss of every epoch.
 
 Events (80 for training, 40 for validation, about 15 elements each) and models are small, so
@@ -27,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from studies import mlpf
+from studies._common import CURVES_DIR
 
-DEFAULT_OUTPUT = Path(__file__).parent / "curves" / "mlpf_delphes_sim.csv.gz"
+DEFAULT_OUTPUT = CURVES_DIR / "mlpf_delphes_sim.csv.gz"
 PARAMS = (
     "learning_rate",
     "weight_decay",

@@ -1,7 +1,7 @@
 """Record LSTM learning curves on generated bAbI task 17 for the replay benchmark.
 
 Trains ``--configs`` random draws of the study's four hyperparameters for ``--epochs`` epochs
-each and writes ``studies/curves/lstm_babi17.csv.gz`` with the columns
+each and writes ``optuna_qsvr/benchmark/curves/lstm_babi17.csv.gz`` with the columns
 ``config,step,value,param_<name>...`` (step is the 1-based epoch, value the validation
 accuracy). The same seed writes the same table.
 
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from studies import _babi
+from studies._common import CURVES_DIR
 from studies.babi17 import (
     BATCH_SIZES,
     DROPOUT,
@@ -38,7 +39,7 @@ from studies.babi17 import (
     train_epochs,
 )
 
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "curves" / "lstm_babi17.csv.gz"
+DEFAULT_OUTPUT = CURVES_DIR / "lstm_babi17.csv.gz"
 
 
 def draw_configs(n: int, seed: int) -> list[LSTMConfig]:

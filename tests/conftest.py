@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 import optuna
 import pytest
 
+from optuna_qsvr import _records
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 STORAGE_KINDS = ["inmemory", "sqlite", "journal"]
@@ -48,10 +50,10 @@ def plant_hostile_model(study: optuna.Study, key: str, kind: str) -> None:
     pruner must reject it without unpickling it, and refit ``key`` as version 2."""
     payload = pickle.dumps(os.system).hex()
     sid = study._study_id
-    study._storage.set_study_system_attr(sid, f"swift:model:{key}:v1:0", payload)
+    study._storage.set_study_system_attr(sid, _records.chunk_attr(key, 1, 0), payload)
     study._storage.set_study_system_attr(
         sid,
-        f"swift:model:{key}",
+        _records.model_attr(key),
         {
             "chunks": 1,
             "sha256": hashlib.sha256(payload.encode()).hexdigest(),

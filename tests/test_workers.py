@@ -20,7 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_qsvr.pruners import fit_records
+from optuna_qsvr.report import fit_records
 from tests.conftest import make_storage, plant_hostile_model
 
 DECISION = "swift:decision:"

@@ -1,21 +1,30 @@
-"""Learning-curve predictors: features, classical SVR, Q-SVR, and their JSON form."""
+"""Learning-curve predictors: the contract and its registry, features, SVR, Q-SVR."""
 
 from optuna_qsvr.predictors._base import (
     AnnealerError,
     AnnealerTimeoutError,
     BasePredictor,
+    FitInfo,
     ModelFormatError,
     NotEnoughCurvesError,
     PredictorError,
 )
-from optuna_qsvr.predictors._curve_predictors import QSVRPredictor, SVRPredictor, load_predictor
+from optuna_qsvr.predictors._curve_predictors import QSVRPredictor, SVRPredictor
 from optuna_qsvr.predictors._features import ParamEncoder, curve_features, fill_gaps
+from optuna_qsvr.predictors._registry import (
+    load_predictor,
+    make_predictor,
+    predictor_class,
+    register_predictor,
+    registered_predictors,
+)
 
 __all__ = [
     "QSVR",
     "AnnealerError",
     "AnnealerTimeoutError",
     "BasePredictor",
+    "FitInfo",
     "ModelFormatError",
     "NotEnoughCurvesError",
     "ParamEncoder",
@@ -25,6 +34,10 @@ __all__ = [
     "curve_features",
     "fill_gaps",
     "load_predictor",
+    "make_predictor",
+    "predictor_class",
+    "register_predictor",
+    "registered_predictors",
 ]
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import threading
 from typing import Any
 
 import dimod
 
+from optuna_qsvr._secrets import scrub
 from optuna_qsvr.predictors._base import AnnealerError, AnnealerTimeoutError
 
 __all__ = ["ANNEALER_NAMES", "resolve_annealer", "sample_qubo"]
@@ -16,20 +16,6 @@ __all__ = ["ANNEALER_NAMES", "resolve_annealer", "sample_qubo"]
 ANNEALER_NAMES = ("simulated", "exact", "qpu", "hybrid")
 
 _QPU_EXTRA_HINT = "install the QPU extra with `pip install optuna-qsvr[qpu]`"
-# SAPI tokens look like "DEV-<40 hex>"; any long key-like run is hidden too, in case a
-# sampler echoes a credential in a form we do not know.
-_TOKEN_PATTERNS = (
-    re.compile(r"\b[A-Za-z0-9]{2,10}-[0-9A-Fa-f]{20,}\b"),
-    re.compile(r"(?i)((?:api[_-]?)?token['\"]?\s*[:=]\s*['\"]?)[^\s'\",;}]+"),
-)
-
-
-def _scrub(text: str) -> str:
-    token = os.environ.get("DWAVE_API_TOKEN")
-    if token and token.strip():
-        text = text.replace(token.strip(), "***")
-    text = _TOKEN_PATTERNS[0].sub("***", text)
-    return _TOKEN_PATTERNS[1].sub(r"\1***", text)
 
 
 def _has_cloud_token() -> bool:
@@ -66,7 +52,7 @@ def _leap_sampler(kind: str) -> dimod.Sampler:
     except Exception as exc:
         raise AnnealerError(
             f"could not connect to the D-Wave {kind} solver: "
-            f"{type(exc).__name__}: {_scrub(str(exc))}"
+            f"{type(exc).__name__}: {scrub(str(exc))}"
         ) from None
 
 
@@ -128,8 +114,9 @@ def sample_qubo(
 ) -> dimod.SampleSet:
     """Sample ``bqm`` with ``sampler``, within ``timeout`` seconds and with clear errors.
 
-    Only the keyword arguments the sampler declares in ``sampler.parameters`` are passed on
-    (``None`` values are dropped), so one set of options serves every annealer.
+    ``None`` values are dropped; keyword arguments the sampler does not declare in
+    ``sampler.parameters`` are dropped by its own ``remove_unknown_kwargs``, with dimod's
+    :class:`~dimod.exceptions.SamplerUnknownArgWarning`.
 
     Args:
         sampler:
@@ -154,11 +141,10 @@ def sample_qubo(
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
     sampler_name = type(sampler).__name__
-    accepted = getattr(sampler, "parameters", {}) or {}
-    kwargs = {k: v for k, v in params.items() if k in accepted and v is not None}
+    kwargs = sampler.remove_unknown_kwargs(**{k: v for k, v in params.items() if v is not None})
 
     stop = threading.Event()
-    if timeout is not None and "interrupt_function" in accepted:
+    if timeout is not None and "interrupt_function" in sampler.parameters:
         kwargs.setdefault("interrupt_function", stop.is_set)
 
     outcome: dict[str, Any] = {}
@@ -189,7 +175,7 @@ def sample_qubo(
         if isinstance(exc, AnnealerError):
             raise exc
         message = str(exc)
-        scrubbed = _scrub(message)
+        scrubbed = scrub(message)
         error = AnnealerError(f"annealer {sampler_name} failed: {type(exc).__name__}: {scrubbed}")
         # Chaining would print the original message, so drop it when it held a secret.
         raise error from (exc if scrubbed == message else None)

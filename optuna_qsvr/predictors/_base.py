@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
@@ -33,6 +35,48 @@ class ModelFormatError(PredictorError, ValueError):
 
 Params = Sequence[Mapping[str, Any]]
 
+#: Longest serialised predictor accepted: a hostile record must not exhaust memory.
+MAX_MODEL_CHARS = 64 * 1024 * 1024
+
+
+def parse_model_json(text: str) -> dict[str, Any]:
+    """Parse a serialised predictor as untrusted input: a JSON object, or ModelFormatError.
+
+    For :meth:`BasePredictor.from_json` implementations: it rejects bytes, oversized text,
+    invalid or too deeply nested JSON, ``NaN`` and ``Infinity`` (not JSON), and anything but
+    an object. Checking the object's fields is the caller's job.
+
+    Args:
+        text: the output of a :meth:`BasePredictor.to_json`.
+
+    Returns:
+        The parsed JSON object.
+
+    Raises:
+        ModelFormatError: If ``text`` is not a JSON object within :data:`MAX_MODEL_CHARS`.
+    """
+    if not isinstance(text, str):
+        raise ModelFormatError(
+            f"a predictor record must be JSON text (str), got {type(text).__name__}"
+        )
+    if len(text) > MAX_MODEL_CHARS:
+        raise ModelFormatError(f"predictor record too large ({len(text)} characters)")
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as err:
+        raise ModelFormatError(f"predictor record is not valid JSON: {err}") from err
+    except RecursionError:
+        raise ModelFormatError("predictor record is nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise ModelFormatError(
+            f"a predictor record must be a JSON object, not {type(doc).__name__}"
+        )
+    return doc
+
+
+def _reject_constant(name: str) -> None:
+    raise ModelFormatError(f"predictor record holds {name}, which JSON does not allow")
+
 
 @dataclass(frozen=True)
 class FitInfo:
@@ -52,17 +96,26 @@ class FitInfo:
     estimator: str | None = None
 
     def __post_init__(self) -> None:
-        if self.cv_rmse is not None and not (
-            isinstance(self.cv_rmse, (int, float)) and math.isfinite(self.cv_rmse)
-        ):
+        if self.cv_rmse is not None:
+            if isinstance(self.cv_rmse, bool) or not isinstance(self.cv_rmse, numbers.Real):
+                raise TypeError(f"cv_rmse must be a number or None, got {self.cv_rmse!r}")
             # A NaN error means "unknown": store it as such, never as NaN in JSON.
-            object.__setattr__(self, "cv_rmse", None)
-        if isinstance(self.annealer_calls, bool) or not isinstance(self.annealer_calls, int):
-            raise TypeError(f"annealer_calls must be an int, got {self.annealer_calls!r}")
-        if self.annealer_calls < 0:
-            raise ValueError(f"annealer_calls must be >= 0, got {self.annealer_calls}")
+            rmse = float(self.cv_rmse)
+            object.__setattr__(self, "cv_rmse", rmse if math.isfinite(rmse) else None)
+        for name in ("annealer", "estimator"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None, got {value!r}")
+        calls = self.annealer_calls
+        if isinstance(calls, bool) or not isinstance(calls, numbers.Integral):
+            raise TypeError(f"annealer_calls must be an int, got {calls!r}")
+        if calls < 0:
+            raise ValueError(f"annealer_calls must be >= 0, got {calls}")
+        # NumPy integers are accepted but stored as int, so that to_dict() is plain JSON.
+        object.__setattr__(self, "annealer_calls", int(calls))
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready mapping."""
         return asdict(self)
 
     @classmethod
@@ -114,4 +167,8 @@ class BasePredictor(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def from_json(cls, text: str) -> BasePredictor:
-        """Rebuild a fitted predictor from :meth:`to_json`, validating every field."""
+        """Rebuild a fitted predictor from :meth:`to_json`, validating every field.
+
+        The text comes from the study's storage, which other processes write: parse it with
+        :func:`parse_model_json` and raise :class:`ModelFormatError` for anything malformed.
+        """

@@ -12,19 +12,21 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics.pairwise import rbf_kernel
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import KFold, cross_validate
 from sklearn.preprocessing import MinMaxScaler
 
 from optuna_qsvr.predictors._base import (
     BasePredictor,
+    FitInfo,
     ModelFormatError,
     NotEnoughCurvesError,
     Params,
+    parse_model_json,
 )
 from optuna_qsvr.predictors._features import (
     FEATURE_KINDS,
@@ -32,6 +34,7 @@ from optuna_qsvr.predictors._features import (
     curve_features,
     fill_gaps,
 )
+from optuna_qsvr.predictors._registry import register_predictor
 
 FORMAT = "optuna-qsvr/predictor"
 VERSION = 1
@@ -39,42 +42,60 @@ MIN_CURVES = 3
 # Bounds on what a stored model may hold: a hostile record must not exhaust memory.
 _MAX_SUPPORT = 100_000
 _MAX_FEATURES = 10_000
-_MAX_JSON_CHARS = 64 * 1024 * 1024
 
 
 class _KernelCurvePredictor(BasePredictor):
-    kind = ""
+    """Features, scaling, cross-validated error and JSON around a kernel regressor.
+
+    Subclasses only say which scikit-learn-style regressor to fit (``_make_estimator``) and
+    how to read its fitted kernel expansion; everything else is shared.
+    """
+
+    #: Default of ``cv``.
+    _default_cv: ClassVar[int] = 5
+    #: Estimator parameters that differ from the estimator's own defaults.
+    _estimator_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
         *,
         features: Sequence[str] = ("curve",),
-        cv: int = 5,
+        cv: int | None = None,
         random_state: int | None = 0,
         residual: bool = False,
+        **estimator_params: Any,
     ) -> None:
         bad = [k for k in features if k not in FEATURE_KINDS]
         if bad or not features:
             raise ValueError(
                 f"features must be a non-empty subset of {FEATURE_KINDS}, got {features}"
             )
+        cv = self._default_cv if cv is None else cv
         if cv < 0 or cv == 1:
             raise ValueError(f"cv must be 0 (no uncertainty) or >= 2 folds, got {cv}")
         self.features = tuple(features)
         self.residual = residual
         self.cv = cv
         self.random_state = random_state
+        self.estimator_params = {**self._estimator_defaults, **estimator_params}
         self._fitted: dict[str, Any] | None = None
+        # Built once here so that a misspelt estimator parameter fails now, not at a fit.
+        self._make_estimator()
 
     # -- subclass hooks --------------------------------------------------------------
     def _make_estimator(self) -> Any:
         raise NotImplementedError
 
-    @staticmethod
-    def _expansion(est: Any) -> tuple[np.ndarray, np.ndarray, float, float]:
+    def _fitted_gamma(self, est: Any) -> float:
         raise NotImplementedError
 
-    def _estimator_info(self, est: Any) -> dict[str, Any]:
+    def _annealer(self, est: Any) -> str | None:
+        return None
+
+    def _annealer_calls(self, est: Any) -> int:
+        return 0
+
+    def _details(self, est: Any) -> dict[str, Any]:
         return {}
 
     # -- BasePredictor ---------------------------------------------------------------
@@ -105,15 +126,27 @@ class _KernelCurvePredictor(BasePredictor):
         y_scaler = MinMaxScaler().fit(targets[:, None])
         Xs = _impute(x_scaler.transform(X))
         ys = y_scaler.transform(targets[:, None]).ravel()
-        est = self._make_estimator()
-        est.fit(Xs, ys)
-        sv, coef, intercept, gamma = self._expansion(est)
+        est = self._make_estimator().fit(Xs, ys)
+        calls = self._annealer_calls(est)
         sigma = math.nan
         if self.cv:
             folds = KFold(min(self.cv, len(ys)), shuffle=True, random_state=self.random_state)
-            pred = cross_val_predict(clone(est), Xs, ys, cv=folds)
-            resid = targets - y_scaler.inverse_transform(pred[:, None]).ravel()
-            sigma = float(np.sqrt(np.mean(resid**2)))
+            scores = cross_validate(
+                est,
+                Xs,
+                ys,
+                cv=folds,
+                scoring="neg_mean_squared_error",
+                return_estimator=True,
+                return_indices=True,
+                error_score="raise",
+            )
+            # Pool the folds' squared errors over all points, then undo the target scaling:
+            # MinMaxScaler is affine, so a residual scales by 1 / scale_.
+            n_test = np.array([len(test) for test in scores["indices"]["test"]])
+            mse = float(np.sum(-scores["test_score"] * n_test) / n_test.sum())
+            sigma = math.sqrt(mse) / float(y_scaler.scale_[0])
+            calls += sum(self._annealer_calls(e) for e in scores["estimator"])
         self._fitted = {
             "kinds": list(kinds),
             "residual": self.residual,
@@ -121,17 +154,21 @@ class _KernelCurvePredictor(BasePredictor):
             "x_scaler": x_scaler,
             "y_scaler": y_scaler,
             "encoder": encoder,
-            "support_vectors": sv,
-            "dual_coef": coef,
-            "intercept": float(intercept),
-            "gamma": float(gamma),
+            "support_vectors": np.asarray(est.support_vectors_, dtype=float),
+            "dual_coef": np.asarray(est.dual_coef_, dtype=float).ravel(),
+            "intercept": float(np.ravel(est.intercept_)[0]),
+            "gamma": float(self._fitted_gamma(est)),
             "sigma": sigma,
             "info": {
                 "n_train": len(ys),
                 "fit_seconds": time.perf_counter() - start,
-                **self._estimator_info(est),
+                "estimator": type(est).__name__,
+                "annealer": self._annealer(est),
+                "annealer_calls": calls,
+                **self._details(est),
             },
         }
+        self._fitted["fit_info"] = _fit_info(self._fitted["info"], sigma)
         return self
 
     def predict(
@@ -156,9 +193,9 @@ class _KernelCurvePredictor(BasePredictor):
         return mean, np.full(mean.shape, f["sigma"])
 
     @property
-    def fit_info(self) -> dict[str, Any]:
-        """Diagnostics of the fit: training size, seconds, estimator details."""
-        return dict(self._require_fitted()["info"])
+    def fit_info_(self) -> FitInfo:
+        """Cross-validated error (``sigma_``), annealer, its calls and the estimator's name."""
+        return self._require_fitted()["fit_info"]
 
     @property
     def sigma_(self) -> float:
@@ -167,7 +204,7 @@ class _KernelCurvePredictor(BasePredictor):
 
     def _require_fitted(self) -> dict[str, Any]:
         if self._fitted is None:
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet")
         return self._fitted
 
     # -- JSON ------------------------------------------------------------------------
@@ -176,7 +213,8 @@ class _KernelCurvePredictor(BasePredictor):
         doc = {
             "format": FORMAT,
             "version": VERSION,
-            "kind": self.kind,
+            # "kind" is the registry name; version 0.1 records carry it under this key too.
+            "kind": type(self).name,
             "features": list(self.features),
             "kinds": f["kinds"],
             "residual": f["residual"],
@@ -195,12 +233,19 @@ class _KernelCurvePredictor(BasePredictor):
 
     @classmethod
     def from_json(cls, text: str) -> _KernelCurvePredictor:
-        doc = _parse(text)
-        if cls.kind and doc["kind"] != cls.kind:
-            raise ModelFormatError(f"record holds a {doc['kind']!r} predictor, not {cls.kind!r}")
-        return _build(doc)
+        doc = parse_model_json(text)
+        if doc.get("format") != FORMAT:
+            raise ModelFormatError(f"not an {FORMAT} record")
+        if doc.get("version") != VERSION:
+            raise ModelFormatError(f"unsupported predictor record version {doc.get('version')!r}")
+        if doc.get("kind") != cls.name:
+            raise ModelFormatError(
+                f"record holds a {doc.get('kind')!r} predictor, not {cls.name!r}"
+            )
+        return _build(cls, doc)
 
 
+@register_predictor
 class SVRPredictor(_KernelCurvePredictor):
     """The reference's classical predictor: scikit-learn ``NuSVR`` on MinMax-scaled curves.
 
@@ -209,12 +254,13 @@ class SVRPredictor(_KernelCurvePredictor):
 
     Args:
         features: feature blocks (see :func:`curve_features`); the reference uses the curve.
-        cv: folds for the error estimate; ``0`` skips it.
+        cv: folds for the error estimate; ``0`` skips it. ``None`` means 5.
         random_state: seeds the folds.
         residual: learn the change from the curve's last value instead of the value itself.
             An RBF model shrinks unusual curves toward the training mean; learning the change
             keeps their ranking (measured with ``benchmarks/tune_swift.py``).
-        nu, C, gamma: ``NuSVR`` parameters, the reference's defaults.
+        **svr_params: ``NuSVR`` parameters (``nu``, ``C``, ``gamma``, ...); its defaults are
+            the reference's.
 
     Example:
 
@@ -230,100 +276,88 @@ class SVRPredictor(_KernelCurvePredictor):
             mean, std = SVRPredictor().fit(curves, final).predict(curves[:3])
     """
 
-    kind = "svr"
-
-    def __init__(
-        self,
-        *,
-        features: Sequence[str] = ("curve",),
-        cv: int = 5,
-        random_state: int | None = 0,
-        residual: bool = False,
-        nu: float = 0.5,
-        C: float = 1.0,
-        gamma: float | str = "scale",
-    ) -> None:
-        super().__init__(features=features, cv=cv, random_state=random_state, residual=residual)
-        self.nu, self.C, self.gamma = nu, C, gamma
+    name = "svr"
 
     def _make_estimator(self) -> Any:
         from sklearn.svm import NuSVR
 
-        return NuSVR(nu=self.nu, C=self.C, gamma=self.gamma)
+        return NuSVR(**self.estimator_params)
 
-    @staticmethod
-    def _expansion(est: Any) -> tuple[np.ndarray, np.ndarray, float, float]:
-        return (
-            np.asarray(est.support_vectors_, dtype=float),
-            np.asarray(est.dual_coef_, dtype=float).ravel(),
-            float(est.intercept_[0]),
-            float(est._gamma),  # the value "scale" resolved to at fit time
-        )
+    def _fitted_gamma(self, est: Any) -> float:
+        return est._gamma  # the value "scale" resolved to at fit time
 
-    def _estimator_info(self, est: Any) -> dict[str, Any]:
-        return {"estimator": "NuSVR", "n_support": len(est.support_)}
+    def _details(self, est: Any) -> dict[str, Any]:
+        return {"n_support": len(est.support_)}
 
 
+@register_predictor
 class QSVRPredictor(_KernelCurvePredictor):
     """Q-SVR learning-curve predictor: the SVR dual solved as a QUBO by an annealer.
 
     Args:
-        features, cv, random_state: as :class:`SVRPredictor`. ``cv`` defaults to ``0``:
-            each fold is another annealer call, which costs QPU time on real hardware.
+        features, random_state, residual: as :class:`SVRPredictor`.
+        cv: as :class:`SVRPredictor`, but ``None`` means ``0``: each fold is another annealer
+            call, which costs QPU time on real hardware.
         **qsvr_params: parameters of :class:`~optuna_qsvr.QSVR` (``annealer``, ``num_reads``,
             ``max_points``, ...). Defaults differ from :class:`~optuna_qsvr.QSVR`'s reference
             values in two measured ways: ``gamma="scale"`` and ``num_reads=100``; on a QPU,
             where reads are cheap, pass ``num_reads=1000``.
+
+    Example:
+
+        .. code-block:: python
+
+            import numpy as np
+            from optuna_qsvr import QSVRPredictor
+
+            rng = np.random.default_rng(0)
+            rates = rng.uniform(0.1, 1.0, 20)
+            curves = 1 - np.exp(-np.outer(rates, np.arange(1, 6)))
+            final = 1 - np.exp(-rates * 20)
+            predictor = QSVRPredictor(num_reads=20).fit(curves, final)
+            mean, std = predictor.predict(curves[:3])
+            predictor.fit_info_.annealer_calls  # 1: one QUBO, no cross-validation
     """
 
-    kind = "qsvr"
-
-    def __init__(
-        self,
-        *,
-        features: Sequence[str] = ("curve",),
-        cv: int = 0,
-        random_state: int | None = 0,
-        residual: bool = False,
-        **qsvr_params: Any,
-    ) -> None:
-        super().__init__(features=features, cv=cv, random_state=random_state, residual=residual)
-        # gamma "scale" as NuSVR: the reference's 0.1 makes the kernel nearly linear on
-        # MinMax-scaled curves, and the encoding caps every dual variable at about 1.75, so
-        # the Q-SVR underfits. 100 reads forecast as well as the reference's 1,000 under
-        # simulated annealing, ten times faster (README, "Predictor accuracy").
-        self.qsvr_params = {"gamma": "scale", "num_reads": 100, **qsvr_params}
+    name = "qsvr"
+    _default_cv = 0
+    # gamma "scale" as NuSVR: the reference's 0.1 makes the kernel nearly linear on
+    # MinMax-scaled curves, and the encoding caps every dual variable at about 1.75, so the
+    # Q-SVR underfits. 100 reads forecast as well as the reference's 1,000 under simulated
+    # annealing, ten times faster (README, "Predictor accuracy").
+    _estimator_defaults: ClassVar[dict[str, Any]] = {"gamma": "scale", "num_reads": 100}
 
     def _make_estimator(self) -> Any:
         from optuna_qsvr.predictors._qsvr import QSVR
 
-        return QSVR(random_state=self.random_state, **self.qsvr_params)
+        return QSVR(random_state=self.random_state, **self.estimator_params)
 
-    @staticmethod
-    def _expansion(est: Any) -> tuple[np.ndarray, np.ndarray, float, float]:
-        return (
-            np.asarray(est.support_vectors_, dtype=float),
-            np.asarray(est.dual_coef_, dtype=float).ravel(),
-            float(est.intercept_),
-            float(est.gamma_),
-        )
+    def _fitted_gamma(self, est: Any) -> float:
+        return est.gamma_
 
-    def _estimator_info(self, est: Any) -> dict[str, Any]:
-        annealer = est.annealer if isinstance(est.annealer, str) else type(est.annealer).__name__
-        return {
-            "estimator": "QSVR",
-            "annealer": annealer,
-            "n_estimators": int(getattr(est, "n_estimators_", 1)),
-            "anneal_seconds": float(getattr(est, "anneal_seconds_", math.nan)),
+    def _annealer(self, est: Any) -> str | None:
+        if isinstance(est.annealer, str):
+            return est.annealer.strip().lower()
+        return type(est.annealer).__name__
+
+    def _annealer_calls(self, est: Any) -> int:
+        return est.n_annealer_calls_
+
+    def _details(self, est: Any) -> dict[str, Any]:
+        return {"n_estimators": est.n_estimators_, "anneal_seconds": est.anneal_seconds_}
+
+
+def _fit_info(info: dict[str, Any], sigma: float) -> FitInfo:
+    return FitInfo.from_dict(
+        {
+            "cv_rmse": sigma,
+            "annealer": info.get("annealer"),
+            # Version 0.1 records did not count annealer calls: one per ensemble member, the
+            # cross-validation folds' unknown, is the best stand-in.
+            "annealer_calls": info.get("annealer_calls", info.get("n_estimators", 0)),
+            "estimator": info.get("estimator"),
         }
-
-
-_KINDS: dict[str, type[_KernelCurvePredictor]] = {"svr": SVRPredictor, "qsvr": QSVRPredictor}
-
-
-def load_predictor(text: str) -> _KernelCurvePredictor:
-    """Rebuild any fitted predictor from its JSON; malformed records raise ModelFormatError."""
-    return _build(_parse(text))
+    )
 
 
 def _last_values(curves: np.ndarray) -> np.ndarray:
@@ -369,31 +403,7 @@ def _number(value: Any, name: str) -> float:
     return float(value)
 
 
-def _parse(text: str) -> dict[str, Any]:
-    if isinstance(text, bytes):
-        raise ModelFormatError("a predictor record must be JSON text, not bytes")
-    if not isinstance(text, str):
-        raise ModelFormatError(f"a predictor record must be a str, got {type(text).__name__}")
-    if len(text) > _MAX_JSON_CHARS:
-        raise ModelFormatError(f"predictor record too large ({len(text)} characters)")
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as err:
-        raise ModelFormatError(f"predictor record is not valid JSON: {err}") from err
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ModelFormatError(f"not an {FORMAT} record")
-    if doc.get("version") != VERSION:
-        raise ModelFormatError(f"unsupported predictor record version {doc.get('version')!r}")
-    if doc.get("kind") not in _KINDS:
-        raise ModelFormatError(f"unknown predictor kind {doc.get('kind')!r}")
-    return doc
-
-
-def _reject_constant(name: str) -> None:
-    raise ModelFormatError(f"predictor record holds {name}, which JSON does not allow")
-
-
-def _build(doc: dict[str, Any]) -> _KernelCurvePredictor:
+def _build(cls: type[_KernelCurvePredictor], doc: dict[str, Any]) -> _KernelCurvePredictor:
     required = {
         "features",
         "kinds",
@@ -454,9 +464,14 @@ def _build(doc: dict[str, Any]) -> _KernelCurvePredictor:
         not isinstance(v, (str, int, float, type(None))) for v in info.values()
     ):
         raise ModelFormatError("info must be a flat mapping of plain values")
-    cls = _KINDS[doc["kind"]]
+    # Not through __init__: a loaded model only predicts, and building its estimator there
+    # would import the annealing stack for nothing.
     pred = cls.__new__(cls)
-    _KernelCurvePredictor.__init__(pred, features=tuple(features), cv=0, residual=doc["residual"])
+    pred.features = tuple(features)
+    pred.residual = doc["residual"]
+    pred.cv = 0
+    pred.random_state = 0
+    pred.estimator_params = dict(cls._estimator_defaults)
     pred._fitted = {
         "kinds": kinds,
         "residual": doc["residual"],
@@ -470,5 +485,6 @@ def _build(doc: dict[str, Any]) -> _KernelCurvePredictor:
         "gamma": gamma,
         "sigma": sigma,
         "info": info,
+        "fit_info": _fit_info(info, sigma),
     }
     return pred

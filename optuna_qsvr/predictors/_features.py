@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -131,7 +131,3 @@ def curve_features(
     if not blocks:
         raise ValueError("kinds selects no feature")
     return np.hstack(blocks)
-
-
-def as_params(params: Params | None, n: int) -> list[Mapping[str, Any]]:
-    return [{} for _ in range(n)] if params is None else list(params)

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Mapping
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import dimod
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from optuna_qsvr.predictors._annealers import resolve_annealer, sample_qubo
+from optuna_qsvr.predictors._annealers import ANNEALER_NAMES, resolve_annealer, sample_qubo
 from optuna_qsvr.predictors._base import AnnealerTimeoutError
 from optuna_qsvr.predictors._qubo import bqm_from_matrix, decode_samples, qubo_matrix
 
 __all__ = ["QSVR"]
 
 _COMBINE_METHODS = ("reference", "best", "mean")
+# Finite bounds exclude infinity, which an open-ended Interval would accept.
+_POSITIVE = Interval(Real, 0, math.inf, closed="neither")
+_NON_NEGATIVE = Interval(Real, 0, math.inf, closed="left")
 # Floor for losses before taking their inverse: a perfect fit must not divide by zero.
 _TINY_LOSS = 1e-12
 
@@ -211,6 +214,28 @@ class QSVR(RegressorMixin, BaseEstimator):
             model.predict(X[:3])
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "K": [Interval(Integral, 1, None, closed="left")],
+        "B": [_POSITIVE],
+        "k0": [Interval(Real, -math.inf, math.inf, closed="neither")],
+        "epsilon": [_NON_NEGATIVE],
+        "xi": [_NON_NEGATIVE],
+        "gamma": [_POSITIVE, StrOptions({"scale"})],
+        "C": [_POSITIVE],
+        "beta": [_NON_NEGATIVE],
+        "num_reads": [Interval(Integral, 1, None, closed="left")],
+        "n_combined": [Interval(Integral, 1, None, closed="left")],
+        "combine": [StrOptions(set(_COMBINE_METHODS))],
+        "max_points": [Interval(Integral, 1, None, closed="left")],
+        # The type resolve_annealer and sample_qubo rely on (sample, parameters and
+        # remove_unknown_kwargs): every Ocean sampler and composite is one.
+        "annealer": [StrOptions(set(ANNEALER_NAMES)), dimod.Sampler],
+        "annealer_params": [Mapping, None],
+        "chain_strength": [_POSITIVE, None],
+        "timeout": [_POSITIVE, None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         K: int = 3,
@@ -249,40 +274,6 @@ class QSVR(RegressorMixin, BaseEstimator):
         self.timeout = timeout
         self.random_state = random_state
 
-    def _validate_params(self) -> None:
-        def positive_int(name: str) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-        def real(name: str, *, positive: bool, allow_none: bool = False) -> None:
-            value = getattr(self, name)
-            if value is None and allow_none:
-                return
-            ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-            if not ok or (value <= 0 if positive else value < 0):
-                bound = "> 0" if positive else ">= 0"
-                raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-        for name in ("K", "num_reads", "n_combined", "max_points"):
-            positive_int(name)
-        for name in ("B", "C"):
-            real(name, positive=True)
-        if self.gamma != "scale":
-            real("gamma", positive=True)
-        for name in ("epsilon", "xi", "beta"):
-            real(name, positive=False)
-        if not isinstance(self.k0, Real) or not math.isfinite(self.k0):
-            raise ValueError(f"k0 must be a finite number, got {self.k0!r}")
-        real("chain_strength", positive=True, allow_none=True)
-        real("timeout", positive=True, allow_none=True)
-        if self.combine not in _COMBINE_METHODS:
-            raise ValueError(f"combine must be one of {_COMBINE_METHODS}, got {self.combine!r}")
-        if self.annealer_params is not None and not isinstance(self.annealer_params, Mapping):
-            raise ValueError(
-                f"annealer_params must be a mapping or None, got {type(self.annealer_params)}"
-            )
-
     def _gamma_for(self, X: np.ndarray) -> float:
         if self.gamma != "scale":
             return float(self.gamma)
@@ -320,6 +311,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         y = np.asarray(y, dtype=float)
         return bqm_from_matrix(self._qubo(X, y))
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> QSVR:
         """Train the Q-SVR (or the ensemble of Q-SVRs) on ``(X, y)``.
 
@@ -336,20 +328,10 @@ class QSVR(RegressorMixin, BaseEstimator):
             AnnealerError: If the annealer failed or returned nothing usable.
             AnnealerTimeoutError: If the annealer calls exceeded ``timeout``.
         """
-        self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
         self.gamma_ = self._gamma_for(X)
         rng = check_random_state(self.random_state)
         sampler = resolve_annealer(self.annealer)
-        accepted = getattr(sampler, "parameters", {}) or {}
-        extra = dict(self.annealer_params or {})
-        unused = sorted(set(extra) - set(accepted))
-        if unused:
-            warnings.warn(
-                f"{type(sampler).__name__} does not accept {unused}; they are ignored",
-                UserWarning,
-                stacklevel=2,
-            )
 
         n_samples = X.shape[0]
         if n_samples <= self.max_points:
@@ -362,15 +344,14 @@ class QSVR(RegressorMixin, BaseEstimator):
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         self.qubo_build_seconds_ = 0.0
         self.anneal_seconds_ = 0.0
+        self.n_annealer_calls_ = 0
         self.energies_: list[np.ndarray] = []
         self.chain_break_fractions_: list[float] = []
         self.combination_weights_: list[np.ndarray] = []
         coefs = np.zeros(n_samples)
         intercepts = []
         for members in groups:
-            coef, intercept = self._fit_member(
-                sampler, accepted, extra, X[members], y[members], rng, deadline
-            )
+            coef, intercept = self._fit_member(sampler, X[members], y[members], rng, deadline)
             coefs[members] = coef / len(groups)
             intercepts.append(intercept)
 
@@ -385,8 +366,6 @@ class QSVR(RegressorMixin, BaseEstimator):
     def _fit_member(
         self,
         sampler: dimod.Sampler,
-        accepted: Mapping[str, Any],
-        extra: dict[str, Any],
         X: np.ndarray,
         y: np.ndarray,
         rng: np.random.RandomState,
@@ -398,7 +377,13 @@ class QSVR(RegressorMixin, BaseEstimator):
         bqm = bqm_from_matrix(Q)
         self.qubo_build_seconds_ += time.perf_counter() - start
 
-        params: dict[str, Any] = {"num_reads": self.num_reads}
+        # Our own settings go only to samplers that take them (ExactSolver takes no
+        # num_reads); the user's annealer_params always go, so that dimod warns about any the
+        # sampler does not know.
+        accepted = sampler.parameters
+        params: dict[str, Any] = {}
+        if "num_reads" in accepted:
+            params["num_reads"] = self.num_reads
         if "seed" in accepted:
             params["seed"] = int(rng.randint(0, 2**31 - 1))
         if "chain_strength" in accepted:
@@ -407,7 +392,7 @@ class QSVR(RegressorMixin, BaseEstimator):
                 if self.chain_strength is not None
                 else 10.0 * math.ceil(np.max(np.abs(Q)))
             )
-        params.update(extra)
+        params.update(self.annealer_params or {})
 
         remaining = None
         if deadline is not None:
@@ -417,6 +402,7 @@ class QSVR(RegressorMixin, BaseEstimator):
                     f"QSVR.fit exceeded timeout={self.timeout} s before annealing every QUBO"
                 )
         start = time.perf_counter()
+        self.n_annealer_calls_ += 1
         try:
             sampleset = sample_qubo(sampler, bqm, timeout=remaining, **params)
         except AnnealerTimeoutError as exc:

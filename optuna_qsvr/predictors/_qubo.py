@@ -11,18 +11,18 @@ import dimod
 import numpy as np
 from sklearn.metrics.pairwise import rbf_kernel
 
+from optuna_qsvr._validation import check_int
+
 __all__ = [
+    "bqm_from_matrix",
     "decode_samples",
     "precision_vector",
-    "qubo_bqm",
     "qubo_matrix",
-    "rbf_kernel",
 ]
 
 
 def _check_encoding(K: int, B: float) -> None:
-    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
-        raise ValueError(f"K must be an integer >= 1, got {K!r}")
+    check_int("K", K, 1)
     if not np.isfinite(B) or B <= 0:
         raise ValueError(f"B must be a finite number > 0, got {B!r}")
 
@@ -122,49 +122,6 @@ def qubo_matrix(
     Q[idx, idx] += linear_alpha
     Q[idx + kn, idx + kn] += linear_alpha_hat
     return Q
-
-
-def qubo_bqm(
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    K: int = 3,
-    B: float = 0.5,
-    k0: float = 0.005,
-    epsilon: float = 0.02,
-    xi: float = 0.01,
-    gamma: float = 0.1,
-    beta: float = 0.0,
-) -> dimod.BinaryQuadraticModel:
-    """Build the QUBO of :func:`qubo_matrix` as a :class:`dimod.BinaryQuadraticModel`.
-
-    The variables are labelled ``0 .. 2 * K * N - 1`` in the order of :func:`qubo_matrix`.
-
-    Args:
-        X:
-            Training inputs of shape ``(N, d)``.
-        y:
-            Training targets of shape ``(N,)``.
-        K:
-            Bits per dual variable.
-        B:
-            Base of the encoding.
-        k0:
-            Exponent offset of the encoding.
-        epsilon:
-            Half-width of the insensitive tube.
-        xi:
-            Penalty weight of the equality constraint.
-        gamma:
-            RBF kernel coefficient.
-        beta:
-            Penalty weight on ``alpha_n * alpha_hat_n``.
-
-    Returns:
-        A binary BQM whose energies are the QUBO energies.
-    """
-    Q = qubo_matrix(X, y, K=K, B=B, k0=k0, epsilon=epsilon, xi=xi, gamma=gamma, beta=beta)
-    return bqm_from_matrix(Q)
 
 
 def bqm_from_matrix(Q: np.ndarray) -> dimod.BinaryQuadraticModel:

@@ -189,14 +189,9 @@ class _StudyView(optuna.study.Study):
 
 
 def _pruned_forecast(trial: FrozenTrial) -> float | None:
-    from optuna_qsvr.pruners._swift_hyperband import DECISION_PREFIX
+    from optuna_qsvr import _records
 
-    for name, record in trial.system_attrs.items():
-        if (
-            name.startswith(DECISION_PREFIX)
-            and isinstance(record, dict)
-            and record.get("decision") == "pruned"
-            and isinstance(record.get("forecast"), (int, float))
-        ):
+    for record in _records.decisions(trial.system_attrs).values():
+        if record["decision"] == "pruned" and record["forecast"] is not None:
             return float(record["forecast"])
     return None

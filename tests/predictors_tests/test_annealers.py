@@ -3,17 +3,20 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import warnings
 from typing import Any, ClassVar
 
 import dimod
 import numpy as np
 import pytest
+from dimod.exceptions import SamplerUnknownArgWarning
 from dwave.samplers import SimulatedAnnealingSampler
+from sklearn.utils._param_validation import InvalidParameterError
 
 from optuna_qsvr.predictors._annealers import resolve_annealer, sample_qubo
 from optuna_qsvr.predictors._base import AnnealerError, AnnealerTimeoutError, PredictorError
 from optuna_qsvr.predictors._qsvr import QSVR
-from optuna_qsvr.predictors._qubo import qubo_bqm
+from optuna_qsvr.predictors._qubo import bqm_from_matrix, qubo_matrix
 
 FAKE_TOKEN = "ABC-0123456789abcdef0123456789abcdef01234567"
 
@@ -56,7 +59,7 @@ class EmptySampler(dimod.Sampler):
 @pytest.fixture
 def small_bqm():
     rng = np.random.default_rng(0)
-    return qubo_bqm(rng.uniform(size=(2, 2)), rng.uniform(size=2), K=2)
+    return bqm_from_matrix(qubo_matrix(rng.uniform(size=(2, 2)), rng.uniform(size=2), K=2))
 
 
 @pytest.fixture
@@ -105,14 +108,25 @@ def test_cloud_annealer_without_package(monkeypatch):
 
 
 def test_sample_qubo_passes_only_accepted_params(small_bqm):
-    sampleset = sample_qubo(
-        SimulatedAnnealingSampler(), small_bqm, num_reads=7, seed=3, chain_strength=5.0
-    )
+    # Unknown keywords are dropped by dimod's own remove_unknown_kwargs, which warns.
+    with pytest.warns(SamplerUnknownArgWarning, match="chain_strength"):
+        sampleset = sample_qubo(
+            SimulatedAnnealingSampler(), small_bqm, num_reads=7, seed=3, chain_strength=5.0
+        )
     assert len(sampleset) == 7
-    again = sample_qubo(SimulatedAnnealingSampler(), small_bqm, num_reads=7, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # known keywords and None values pass silently
+        again = sample_qubo(
+            SimulatedAnnealingSampler(), small_bqm, num_reads=7, seed=3, chain_strength=None
+        )
     np.testing.assert_array_equal(sampleset.record.sample, again.record.sample)
 
-    exact = sample_qubo(dimod.ExactSolver(), small_bqm, num_reads=7, seed=3)
+    with pytest.warns(SamplerUnknownArgWarning) as record:
+        exact = sample_qubo(dimod.ExactSolver(), small_bqm, num_reads=7, seed=3)
+    assert sorted(str(w.message) for w in record) == [
+        "Ignoring unknown kwarg: 'num_reads'",
+        "Ignoring unknown kwarg: 'seed'",
+    ]
     assert len(exact) == 2**small_bqm.num_variables
 
 
@@ -157,7 +171,7 @@ def test_slow_sampler_times_out(small_bqm):
 
 def test_simulated_annealing_is_interrupted_on_timeout():
     rng = np.random.default_rng(0)
-    bqm = qubo_bqm(rng.uniform(size=(20, 3)), rng.uniform(size=20))
+    bqm = bqm_from_matrix(qubo_matrix(rng.uniform(size=(20, 3)), rng.uniform(size=20)))
     start = time.monotonic()
     with pytest.raises(AnnealerTimeoutError):
         sample_qubo(
@@ -190,5 +204,5 @@ def test_qsvr_propagates_annealer_errors():
         QSVR(annealer=FailingSampler()).fit(X, y)
     with pytest.raises(AnnealerTimeoutError, match=r"timeout=0\.2"):
         QSVR(annealer=SleepingSampler(1.0), K=1, timeout=0.2).fit(X[:2], y[:2])
-    with pytest.raises(ValueError, match="'nope'"):
+    with pytest.raises(InvalidParameterError, match="'nope'"):
         QSVR(annealer="nope").fit(X, y)

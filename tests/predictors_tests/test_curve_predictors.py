@@ -2,19 +2,29 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from dwave.samplers import SimulatedAnnealingSampler
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.svm import NuSVR
 
 from optuna_qsvr.predictors import (
+    FitInfo,
     ModelFormatError,
     NotEnoughCurvesError,
+    QSVRPredictor,
     SVRPredictor,
     load_predictor,
+    make_predictor,
+    predictor_class,
 )
+
+# Small anneals: the QUBOs here have at most 120 variables.
+FAST = dict(num_reads=10, annealer_params={"num_sweeps": 50})
 
 
 def _curves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[dict]]:
@@ -137,3 +147,133 @@ def test_residual_target_learns_the_change_and_round_trips() -> None:
     assert abs(plain.predict(new)[0][0] - 6.4) > 0.2  # an RBF model shrinks it to the mean
     q = load_predictor(p.to_json())
     assert np.array_equal(p.predict(new)[0], q.predict(new)[0])
+
+
+def test_svr_parameters_reach_nusvr_and_typos_fail_at_once() -> None:
+    X, y, _ = _curves(30)
+    p = SVRPredictor(cv=0, C=10.0, nu=0.3).fit(X, y)
+    xs, ys = MinMaxScaler().fit(X), MinMaxScaler().fit(y[:, None])
+    ref = NuSVR(C=10.0, nu=0.3).fit(xs.transform(X), ys.transform(y[:, None]).ravel())
+    expected = ys.inverse_transform(ref.predict(xs.transform(X))[:, None]).ravel()
+    np.testing.assert_allclose(p.predict(X)[0], expected, rtol=0, atol=1e-12)
+    with pytest.raises(TypeError, match="nuu"):
+        SVRPredictor(nuu=0.3)
+    with pytest.raises(ValueError, match="cv must be"):
+        SVRPredictor(cv=1)
+
+
+def test_named_predictors_come_from_the_registry() -> None:
+    assert predictor_class("svr") is SVRPredictor and SVRPredictor.name == "svr"
+    assert predictor_class("qsvr") is QSVRPredictor and QSVRPredictor.name == "qsvr"
+    svr = make_predictor("svr", features=("curve", "diff1"), residual=True)
+    assert type(svr) is SVRPredictor
+    assert (svr.features, svr.residual, svr.cv) == (("curve", "diff1"), True, 5)
+    qsvr = make_predictor("qsvr", features=("curve",), residual=False)
+    assert type(qsvr) is QSVRPredictor
+    # Each fold is another annealer call: no cross-validation unless asked for.
+    assert qsvr.cv == 0
+    assert qsvr.estimator_params == {"gamma": "scale", "num_reads": 100}
+
+
+def test_svr_fit_info() -> None:
+    X, y, _ = _curves(30)
+    p = SVRPredictor().fit(X, y)
+    assert p.fit_info_ == FitInfo(
+        cv_rmse=p.sigma_, annealer=None, annealer_calls=0, estimator="NuSVR"
+    )
+    assert p.fit_info_.cv_rmse > 0
+    assert load_predictor(p.to_json()).fit_info_ == p.fit_info_
+    # Without cross-validation the error is unknown: None, never NaN.
+    assert SVRPredictor(cv=0).fit(X, y).fit_info_.cv_rmse is None
+    with pytest.raises(NotFittedError):
+        _ = SVRPredictor().fit_info_
+
+
+@pytest.fixture
+def sampler_calls(monkeypatch) -> list[int]:
+    """Every call of SimulatedAnnealingSampler.sample, also from the copies the folds clone."""
+    calls: list[int] = []
+    sample = SimulatedAnnealingSampler.sample
+
+    def counting(self, bqm, **kwargs):
+        calls.append(bqm.num_variables)
+        return sample(self, bqm, **kwargs)
+
+    monkeypatch.setattr(SimulatedAnnealingSampler, "sample", counting)
+    return calls
+
+
+@pytest.mark.parametrize(("n_curves", "cv", "expected"), [(12, 0, 1), (12, 3, 4), (45, 3, 9)])
+def test_qsvr_fit_info_counts_every_annealer_call(sampler_calls, n_curves, cv, expected) -> None:
+    # 45 curves and max_points=20 make a 3-member ensemble; each of 3 folds trains on 30
+    # curves, a 2-member ensemble: 3 + 3 * 2 = 9 calls.
+    X, y, _ = _curves(n_curves)
+    p = QSVRPredictor(cv=cv, annealer="simulated", **FAST).fit(X, y)
+    info = p.fit_info_
+    assert len(sampler_calls) == expected
+    assert info.annealer_calls == len(sampler_calls)
+    assert (info.annealer, info.estimator) == ("simulated", "QSVR")
+    assert (info.cv_rmse is None) == (cv == 0)
+    if cv:
+        assert info.cv_rmse == p.sigma_ > 0
+    again = load_predictor(p.to_json())
+    assert again.fit_info_ == info
+    assert len(sampler_calls) == expected  # loading never anneals
+
+
+def _v0_1() -> dict:
+    return json.loads((Path(__file__).parent / "records_v0_1.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("kind", "fit_info"),
+    [
+        ("svr", FitInfo(cv_rmse=0.05012766721285736, estimator="NuSVR")),
+        (
+            "qsvr",
+            FitInfo(
+                cv_rmse=0.08088202199904276,
+                annealer="simulated",
+                annealer_calls=1,
+                estimator="QSVR",
+            ),
+        ),
+    ],
+)
+def test_records_of_version_0_1_still_load(kind, fit_info) -> None:
+    data = _v0_1()
+    curves = np.array(data["curves"])
+    entry = data[kind]
+    for p in (load_predictor(entry["record"]), predictor_class(kind).from_json(entry["record"])):
+        assert type(p) is predictor_class(kind)
+        mean, std = p.predict(curves[:2])
+        np.testing.assert_allclose(mean, entry["predictions"], rtol=1e-12)
+        assert p.sigma_ == entry["sigma"] and np.all(std == entry["sigma"])
+        # 0.1 did not count annealer calls; its ensemble size stands in.
+        assert p.fit_info_ == fit_info
+        assert json.loads(p.to_json()) == json.loads(entry["record"])
+
+
+def test_a_record_of_another_kind_is_refused() -> None:
+    text = SVRPredictor().fit(*_curves(10)[:2]).to_json()
+    with pytest.raises(ModelFormatError, match="'svr' predictor, not 'qsvr'"):
+        QSVRPredictor.from_json(text)
+    with pytest.raises(ModelFormatError, match="'svr' predictor, not 'qsvr'"):
+        load_predictor(text, "qsvr")
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        {"annealer_calls": -1},
+        {"annealer_calls": 1.5},
+        {"annealer_calls": True},
+        {"annealer": 3},
+        {"estimator": 0.5},
+    ],
+)
+def test_tampered_fit_metadata_is_rejected(info) -> None:
+    doc = _doc()
+    doc["info"].update(info)
+    with pytest.raises(ModelFormatError, match="bad fit metadata"):
+        load_predictor(json.dumps(doc))

@@ -3,10 +3,12 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from types import MappingProxyType
 
 import dimod
 import numpy as np
 import pytest
+from dimod.exceptions import SamplerUnknownArgWarning
 from dwave.samplers import SimulatedAnnealingSampler
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
@@ -15,10 +17,11 @@ from sklearn.model_selection import KFold, train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.svm import SVR, NuSVR
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from optuna_qsvr.predictors._qsvr import QSVR, combination_weights
-from optuna_qsvr.predictors._qubo import precision_vector, qubo_bqm
+from optuna_qsvr.predictors._qubo import precision_vector, qubo_matrix
 
 # Small anneals keep the suite fast; the QUBOs here have at most 120 variables.
 FAST = dict(num_reads=100, annealer_params={"num_sweeps": 200})
@@ -176,11 +179,13 @@ def test_to_bqm_matches_qubo():
     bqm = model.to_bqm(X, y)
     assert isinstance(bqm, dimod.BinaryQuadraticModel)
     assert bqm.num_variables == 2 * 2 * 5
-    reference = qubo_bqm(X, y, K=2, gamma=3.0)
+    Q = qubo_matrix(X, y, K=2, gamma=3.0)
     bits = np.random.default_rng(0).integers(0, 2, size=(10, 20))
     np.testing.assert_allclose(
-        bqm.energies((bits, range(20))), reference.energies((bits, range(20)))
+        bqm.energies((bits, range(20))), np.einsum("si,ij,sj->s", bits, Q, bits)
     )
+    with pytest.raises(InvalidParameterError, match="'K' parameter of QSVR"):
+        QSVR(K=0).to_bqm(X, y)
 
 
 def test_combination_weights():
@@ -202,26 +207,66 @@ def test_combination_weights():
 @pytest.mark.parametrize(
     "params,match",
     [
-        ({"K": 0}, "K must be"),
-        ({"num_reads": 0}, "num_reads"),
-        ({"gamma": -1.0}, "gamma"),
-        ({"combine": "median"}, "combine"),
-        ({"timeout": 0}, "timeout"),
-        ({"annealer_params": [1, 2]}, "annealer_params"),
+        ({"K": 0}, r"'K' parameter of QSVR must be an int in the range \[1, inf\)\. Got 0"),
+        ({"K": 2.0}, "'K' parameter"),
+        ({"num_reads": 0}, "'num_reads' parameter"),
+        ({"B": math.inf}, "'B' parameter"),
+        ({"k0": math.nan}, "'k0' parameter"),
+        ({"epsilon": -0.1}, "'epsilon' parameter"),
+        ({"gamma": -1.0}, "'gamma' parameter of QSVR must be .* or a str among {'scale'}"),
+        ({"gamma": "auto"}, "'gamma' parameter"),
+        ({"combine": "median"}, "'combine' parameter"),
+        ({"timeout": 0}, "'timeout' parameter"),
+        ({"chain_strength": -1.0}, "'chain_strength' parameter"),
+        ({"annealer_params": [1, 2]}, "'annealer_params' parameter"),
+        ({"annealer": "quantum-magic"}, "'annealer' parameter .* Got 'quantum-magic'"),
+        ({"annealer": 42}, "'annealer' parameter .* instance of 'dimod.core.sampler.Sampler'"),
+        ({"random_state": "seed"}, "'random_state' parameter"),
     ],
 )
 def test_invalid_params_raise_on_fit(params, match):
     X, y = _sine(4, seed=0)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InvalidParameterError, match=match):
         QSVR(**params).fit(X, y)
+
+
+def test_bool_bits_are_rejected():
+    # scikit-learn counts True as an Integral; the QUBO builder does not.
+    X, y = _sine(4, seed=0)
+    with pytest.raises(ValueError, match="K must be an integer >= 1, got True"):
+        QSVR(K=True).fit(X, y)
+
+
+def test_valid_edge_params_are_accepted():
+    X, y = _sine(3, seed=0)
+    # NumPy integers, zero penalties, a Mapping other than dict and a sampler instance.
+    model = QSVR(
+        K=np.int64(1),
+        epsilon=0.0,
+        xi=0.0,
+        k0=-2.5,
+        annealer=dimod.ExactSolver(),
+        annealer_params=MappingProxyType({}),
+        random_state=np.random.RandomState(0),
+    ).fit(X, y)
+    assert model.n_annealer_calls_ == 1
+
+
+def test_every_param_has_a_constraint():
+    # scikit-learn's own check: each __init__ parameter is declared in _parameter_constraints
+    # and an invalid value of any of them raises InvalidParameterError naming it.
+    check_param_validation("QSVR", QSVR(num_reads=5, annealer_params={"num_sweeps": 20}))
 
 
 def test_unfitted_and_unused_params():
     X, y = _sine(4, seed=0)
     with pytest.raises(NotFittedError):
         QSVR().predict(X)
-    with pytest.warns(UserWarning, match="num_sweeps"):
+    # dimod's own remove_unknown_kwargs drops what ExactSolver does not take, with a warning;
+    # num_reads, which QSVR sets itself, goes only to samplers that accept it.
+    with pytest.warns(SamplerUnknownArgWarning) as record:
         QSVR(annealer="exact", K=1, annealer_params={"num_sweeps": 5}).fit(X[:2], y[:2])
+    assert [str(w.message) for w in record] == ["Ignoring unknown kwarg: 'num_sweeps'"]
 
 
 def test_qpu_code_path_offline():

@@ -8,7 +8,13 @@ import dimod
 import numpy as np
 import pytest
 
-from optuna_qsvr.predictors._qubo import decode_samples, precision_vector, qubo_bqm, qubo_matrix
+from optuna_qsvr.predictors._qsvr import QSVR
+from optuna_qsvr.predictors._qubo import decode_samples, precision_vector, qubo_matrix
+
+
+def _bqm(X, y, **params) -> dimod.BinaryQuadraticModel:
+    # The live path from a model's parameters to the BQM an annealer receives.
+    return QSVR(**params).to_bqm(X, y)
 
 
 def _dual_objective(bits, X, y, *, K, B, k0, epsilon, xi, gamma, beta):
@@ -52,7 +58,7 @@ def test_energy_equals_dual_objective(params, n_points, n_features):
     n_vars = 2 * params["K"] * n_points
     bits = rng.integers(0, 2, size=(25, n_vars))
 
-    bqm = qubo_bqm(X, y, **params)
+    bqm = _bqm(X, y, **params)
     expected = [_dual_objective(b.tolist(), X.tolist(), y.tolist(), **params) for b in bits]
 
     assert bqm.num_variables == n_vars
@@ -78,7 +84,7 @@ def test_exact_ground_state_matches_brute_force(n_points, K, params):
     y = rng.uniform(size=n_points)
     n_vars = 2 * K * n_points
 
-    ground = dimod.ExactSolver().sample(qubo_bqm(X, y, **params)).first.energy
+    ground = dimod.ExactSolver().sample(_bqm(X, y, **params)).first.energy
     brute = min(
         _dual_objective(list(bits), X.tolist(), y.tolist(), **params)
         for bits in itertools.product((0, 1), repeat=n_vars)
@@ -91,6 +97,8 @@ def test_precision_vector():
         precision_vector(3, 0.5, 0.005), [0.5**-0.005, 0.5**0.995, 0.5**1.995]
     )
     np.testing.assert_allclose(precision_vector(2, 10.0, 1.0), [0.1, 1.0])
+    # NumPy integers are integers (a K from an array or a study's params).
+    np.testing.assert_allclose(precision_vector(np.int64(2), 10.0, 1.0), [0.1, 1.0])
 
 
 def test_decode_samples_inverts_the_encoding():
@@ -106,8 +114,12 @@ def test_decode_samples_inverts_the_encoding():
 
 
 def test_invalid_inputs_are_rejected():
-    with pytest.raises(ValueError, match="K must be"):
+    with pytest.raises(ValueError, match="K must be an integer >= 1, got 0"):
         qubo_matrix(np.zeros((2, 1)), np.zeros(2), K=0)
+    with pytest.raises(ValueError, match="K must be an integer"):
+        qubo_matrix(np.zeros((2, 1)), np.zeros(2), K=True)
+    with pytest.raises(ValueError, match="K must be an integer"):
+        qubo_matrix(np.zeros((2, 1)), np.zeros(2), K=2.0)
     with pytest.raises(ValueError, match="B must be"):
         qubo_matrix(np.zeros((2, 1)), np.zeros(2), B=-1.0)
     with pytest.raises(ValueError, match="one row per target"):

@@ -12,12 +12,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_qsvr import SwiftHyperbandPruner
+from optuna_qsvr import SwiftHyperbandPruner, _records
 from optuna_qsvr.predictors import BasePredictor, ModelFormatError, SVRPredictor
-from optuna_qsvr.pruners import fit_records
+from optuna_qsvr.report import fit_records
 from tests.conftest import plant_hostile_model
-
-DECISION = "swift:decision:"
 
 
 class LastValuePredictor(BasePredictor):
@@ -82,7 +80,7 @@ def _ask_in_bracket(study: optuna.Study, pruner: SwiftHyperbandPruner, bracket: 
 
 
 def _decision(trial: optuna.trial.FrozenTrial, rung: int) -> dict:
-    return trial.system_attrs[f"{DECISION}{rung}"]
+    return _records.decisions(trial.system_attrs)[rung]
 
 
 @pytest.mark.parametrize(
@@ -125,8 +123,8 @@ def test_hand_checked_decisions(storage_factory, study_name) -> None:
     assert (d["decision"], d["decision_step"], d["key"]) == ("kept", 5, "r9_t5")
     assert d["forecast"] == pytest.approx(0.15) and d["threshold"] == pytest.approx(0.175)
     assert good.state == TrialState.COMPLETE and good.last_step == 9
-    assert good.user_attrs["swift:bracket"] == 0
-    assert "kept at 5 (r9_t5)" in good.user_attrs["swift:rung0"]
+    assert _records.bracket_of_trial(good.user_attrs) == 0
+    assert "kept at 5 (r9_t5)" in good.user_attrs[_records.decision_text_attr(0)]
 
     _ask_in_bracket(study, pruner, 0)
     bad = _run_curve(study, _flat(0.35, 9))
@@ -162,10 +160,7 @@ def test_too_few_curves_means_full_then_asha(storage_factory, study_name) -> Non
     for i in range(12):
         _run_curve(study, _flat(1.0 - i / 20, 9))
     decisions = [
-        v["decision"]
-        for t in study.trials
-        for k, v in t.system_attrs.items()
-        if k.startswith(DECISION)
+        v["decision"] for t in study.trials for v in _records.decisions(t.system_attrs).values()
     ]
     assert decisions and set(decisions) == {"full"}
     assert fit_records(study) == []
@@ -221,9 +216,7 @@ def test_nan_inf_and_gaps_never_crash(storage_factory, study_name) -> None:
             curve[6] = math.inf
         _run_curve(study, curve)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
-    records = [
-        v for t in study.trials for k, v in t.system_attrs.items() if k.startswith(DECISION)
-    ]
+    records = [v for t in study.trials for v in _records.decisions(t.system_attrs).values()]
     assert {r["decision"] for r in records} >= {"full"}
     # With reports every 2 epochs, each decision happens at the first step past t*.
     for r in records:
@@ -260,7 +253,7 @@ def test_trial_that_never_reaches_a_decision_step(study_name) -> None:
     study = optuna.create_study(study_name=study_name, pruner=pruner)
     trial = _run_curve(study, {1: 0.5})
     assert trial.state == TrialState.COMPLETE
-    assert not any(k.startswith(DECISION) for k in trial.system_attrs)
+    assert not _records.decisions(trial.system_attrs)
 
 
 def test_hostile_model_record_is_rejected_and_refitted(study_name) -> None:
@@ -308,8 +301,8 @@ def test_n_jobs_4_fits_each_key_once(tmp_path, study_name) -> None:
     pruned_on_forecast = [
         t
         for t in study.trials
-        for k, v in t.system_attrs.items()
-        if k.startswith(DECISION) and v["decision"] == "pruned"
+        for v in _records.decisions(t.system_attrs).values()
+        if v["decision"] == "pruned"
     ]
     assert pruned_on_forecast
 
@@ -350,8 +343,7 @@ def _decisions(url: str, name: str) -> list:
             t.last_step,
             sorted(
                 (k, v["decision"], v.get("forecast"))
-                for k, v in t.system_attrs.items()
-                if k.startswith(DECISION)
+                for k, v in _records.decisions(t.system_attrs).items()
             ),
         )
         for t in study.trials
@@ -382,16 +374,16 @@ def test_svr_predictor_survives_the_storage_round_trip(study_name) -> None:
     curves = np.exp(-np.outer(rates, np.arange(1, 6)))
     p = SVRPredictor().fit(curves, np.exp(-rates * 9))
     study = optuna.create_study(study_name=study_name)
-    from optuna_qsvr import _shared
-
-    _shared.publish_model(
+    _records.publish_model(
         study._storage,
         study._study_id,
         "k",
         p.to_json(),
         {"kind": "svr", "n_train": 20, "fit_seconds": 0.0},
     )
-    _header, text = _shared.read_model(study._storage.get_study_system_attrs(study._study_id), "k")
+    _header, text = _records.read_model(
+        study._storage.get_study_system_attrs(study._study_id), "k"
+    )
     q = SVRPredictor.from_json(text)
     assert np.array_equal(p.predict(curves)[0], q.predict(curves)[0])
 
@@ -419,4 +411,4 @@ def test_rank_rule_compares_forecasts_with_forecasts(study_name) -> None:
     _ask_in_bracket(study, pruner, 0)
     d = _decision(_run_curve(study, _flat(0.55, 9)), 0)
     assert d["decision"] == "pruned"
-    assert d["reason"] == "forecast ranks 7 of 8, outside top 3"
+    assert d["reason"] == "forecast loses to threshold; forecast ranks 7 of 8, outside top 3"

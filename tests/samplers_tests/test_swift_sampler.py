@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_qsvr import SwiftHyperbandPruner, SwiftSampler
+from optuna_qsvr import SwiftHyperbandPruner, SwiftSampler, _records
 
 
 class RecordingTPE(optuna.samplers.TPESampler):
@@ -98,8 +98,8 @@ def test_forecast_aware_view_shows_pruned_trials_with_their_forecast() -> None:
     forecast_pruned = {
         t.number: v["forecast"]
         for t in study.trials
-        for k, v in t.system_attrs.items()
-        if k.startswith("swift:decision:") and v["decision"] == "pruned"
+        for v in _records.decisions(t.system_attrs).values()
+        if v["decision"] == "pruned"
     }
     assert forecast_pruned
     view = sampler._view(study, study.trials[-1])

@@ -176,7 +176,7 @@ def test_study_command_help_says_data_is_simulated_without_data_dir(
 
 
 def test_recording_writes_the_replay_table(tmp_path: Path) -> None:
-    from studies.replay import CurveTable
+    from optuna_qsvr.benchmark import CurveTable
 
     output = tmp_path / "curves.csv.gz"
     record_hep_curves.main(

@@ -12,7 +12,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from studies.replay import (
+from optuna_qsvr.benchmark import (
     CurveTable,
     CurveTableError,
     enqueue_config,

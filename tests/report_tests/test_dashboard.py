@@ -8,16 +8,10 @@ import urllib.request
 import optuna
 import pytest
 
-from optuna_qsvr import SwiftHyperbandPruner
-from optuna_qsvr._dashboard import (
-    EPOCHS_PLOT_ID,
-    FORECAST_PLOT_ID,
-    DashboardCallback,
-    dashboard_server,
-    publish_plots,
-)
-from optuna_qsvr._report import build_report
-from tests.test_report import (
+from optuna_qsvr import SwiftHyperbandPruner, _records
+from optuna_qsvr.report import DashboardCallback, build_report, dashboard_server, publish_plots
+from optuna_qsvr.report._plots import EPOCHS_PLOT_ID, FORECAST_PLOT_ID
+from tests.report_tests.conftest import (
     MAX_RESOURCE,
     fast_sqlite_dir,
     make_swift_study,
@@ -26,6 +20,7 @@ from tests.test_report import (
 
 pytest.importorskip("optuna_dashboard")
 
+# optuna-dashboard's own key for a saved plot's chunks, not one of Swift's records.
 PLOT_PREFIX = "dashboard:plot_data:"
 
 
@@ -69,16 +64,15 @@ def test_dashboard_serves_swift_attributes_and_one_plot_per_id() -> None:
         for shown in detail["trials"]:
             trial = trials[shown["number"]]
             attrs = {a["key"]: a["value"] for a in shown["user_attrs"]}
-            assert attrs["swift:bracket"] == str(trial.user_attrs["swift:bracket"])
-            for name, d in trial.system_attrs.items():
-                if not name.startswith("swift:decision:"):
-                    continue
-                rung = name.rsplit(":", 1)[1]
-                text = attrs[f"swift:rung{rung}"]
-                promotion = trial.system_attrs.get(f"swift:promotion:{rung}", {})
+            bracket = _records.bracket_of_trial(trial.user_attrs)
+            assert attrs[_records.BRACKET_ATTR] == str(bracket)
+            records = _records.read_trial(trial.system_attrs)
+            for rung, d in records.decisions.items():
+                text = attrs[_records.decision_text_attr(rung)]
+                promotion = records.promotions.get(rung, {})
                 if promotion.get("decision") == "stopped":
                     # Successive halving's stop has its own attribute beside the decision.
-                    stop = attrs[f"swift:rung{rung}:promotion"]
+                    stop = attrs[_records.promotion_text_attr(rung)]
                     assert stop.startswith(f"stopped at {promotion['budget']}: rank")
                 assert text.startswith(f"{d['decision']} at {d['step']} ({d['key']})")
                 if d["forecast"] is not None:
@@ -111,8 +105,8 @@ def test_every_forecast_stays_visible_as_a_user_attribute() -> None:
     study.optimize(swift_objective, n_trials=30)
     for trial in study.trials:
         shown = " | ".join(str(v) for v in trial.user_attrs.values())
-        for name, d in trial.system_attrs.items():
-            if name.startswith("swift:decision:") and d["forecast"] is not None:
+        for d in _records.read_trial(trial.system_attrs).decisions.values():
+            if d["forecast"] is not None:
                 assert f"forecast {d['forecast']:.4g} vs threshold {d['threshold']:.4g}" in shown
 
 
@@ -139,11 +133,14 @@ def test_callback_rejects_bad_every(every) -> None:
         DashboardCallback(every=every)
 
 
-def test_missing_dashboard_names_the_extra(monkeypatch) -> None:
+@pytest.mark.parametrize("missing", ["optuna_dashboard", "plotly"])
+def test_missing_dashboard_names_the_extra(monkeypatch, missing) -> None:
     study = optuna.create_study()
     # None in sys.modules makes the import fail as if the package were not installed.
-    monkeypatch.setitem(sys.modules, "optuna_dashboard", None)
-    with pytest.raises(ImportError, match=r"pip install optuna-qsvr\[dashboard\]"):
+    monkeypatch.setitem(sys.modules, missing, None)
+    monkeypatch.setitem(sys.modules, f"{missing}.graph_objects", None)
+    extra = r'pip install "optuna-qsvr\[dashboard\]"'
+    with pytest.raises(ImportError, match=extra):
         publish_plots(study)
-    with pytest.raises(ImportError, match=r"optuna-qsvr\[dashboard\]"):
+    with pytest.raises(ImportError, match=extra):
         DashboardCallback()

@@ -12,16 +12,18 @@ import optuna
 import pytest
 
 from optuna_qsvr._cli import main
-from studies import benchmark
-from studies.benchmark import (
+from optuna_qsvr.benchmark import (
     BenchmarkError,
+    CurveTable,
+    check_methods,
     config_sequence,
+    enqueue_config,
+    make_objective,
     make_pruner,
     median_trajectory,
     run_benchmark,
     run_one,
 )
-from studies.replay import CurveTable, enqueue_config, make_objective
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -51,7 +53,7 @@ def table(tmp_path: Path) -> CurveTable:
 
 def _swift_available() -> bool:
     try:
-        benchmark.check_methods(["swift-svr"])
+        check_methods(["swift-svr"])
     except BenchmarkError:
         return False
     return True
@@ -96,7 +98,9 @@ def test_oracle_reaches_no_pruning_best_with_fewer_epochs(
 
 
 def test_oracle_as_an_ordinary_pruner(table: CurveTable) -> None:
-    study = optuna.create_study(pruner=make_pruner("oracle", table))
+    study = optuna.create_study(
+        pruner=make_pruner("oracle", max_resource=table.max_step, table=table)
+    )
     sequence = config_sequence(table, 0, 20)
     for config in sequence:
         enqueue_config(study, table, config)

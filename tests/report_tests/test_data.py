@@ -1,84 +1,30 @@
 from __future__ import annotations
 
-import argparse
 import collections
-import json
+import io
 import math
-import os
-import re
-import shutil
-import tempfile
-from collections.abc import Iterator
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+from rich.console import Console
 
-from optuna_qsvr import SwiftHyperbandPruner
-from optuna_qsvr._dashboard import EPOCHS_PLOT_ID, FORECAST_PLOT_ID
-from optuna_qsvr._report import add_report_arguments, build_report, run_report
-
-MAX_RESOURCE = 9
-
-
-def swift_objective(trial: optuna.Trial) -> float:
-    """Exponential decay to a floor: curves cross rarely, so forecasts are meaningful."""
-    rate = trial.suggest_float("rate", 0.02, 1.0, log=True)
-    floor = trial.suggest_float("floor", 0.0, 1.0)
-    for step in range(1, MAX_RESOURCE + 1):
-        trial.report(floor + math.exp(-rate * step), step)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-    return floor + math.exp(-rate * MAX_RESOURCE)
-
-
-def make_swift_study(url: str, name: str, n_trials: int) -> optuna.Study:
-    """A real study decided by the real pruner, on ``url``."""
-    study = optuna.create_study(
-        storage=url,
-        study_name=name,
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        pruner=SwiftHyperbandPruner(min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3),
-    )
-    study.optimize(swift_objective, n_trials=n_trials)
-    return study
-
-
-def fast_sqlite_dir() -> str:
-    # SQLite syncs every commit; on tmpfs the study builds in seconds instead of a minute.
-    return tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-
-
-@pytest.fixture(scope="module")
-def swift_study() -> Iterator[tuple[str, str]]:
-    directory = fast_sqlite_dir()
-    url = f"sqlite:///{directory}/study.db"
-    try:
-        make_swift_study(url, "swift-report", 36)
-        yield url, "swift-report"
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _load(swift_study: tuple[str, str]) -> optuna.Study:
-    url, name = swift_study
-    return optuna.load_study(study_name=name, storage=url)
-
-
-def _records(trial: optuna.trial.FrozenTrial, prefix: str) -> dict[int, dict]:
-    attrs = trial.system_attrs
-    return {int(k[len(prefix) :]): v for k, v in attrs.items() if k.startswith(prefix)}
+from optuna_qsvr import SwiftHyperbandPruner, _records
+from optuna_qsvr.report import build_report, fit_records, render_terminal
+from tests.report_tests.conftest import MAX_RESOURCE, load, make_swift_study
 
 
 def test_rung_counts_match_the_trials_records(swift_study) -> None:
-    study = _load(swift_study)
+    study = load(swift_study)
     expected: collections.Counter = collections.Counter()
     for t in study.trials:
-        bracket = t.user_attrs.get("swift:bracket")
-        for rung, d in _records(t, "swift:decision:").items():
+        bracket = _records.bracket_of_trial(t.user_attrs)
+        records = _records.read_trial(t.system_attrs)
+        assert not records.malformed
+        for rung, d in records.decisions.items():
             assert d["bracket"] == bracket
             expected[(bracket, rung, d["decision"])] += 1
-        for rung, p in _records(t, "swift:promotion:").items():
+        for rung, p in records.promotions.items():
             expected[(bracket, rung, p["decision"])] += 1
     # The study must exercise every kind of decision, or the comparison proves little.
     kinds = {k[2] for k in expected}
@@ -87,23 +33,26 @@ def test_rung_counts_match_the_trials_records(swift_study) -> None:
     report = build_report(study)
     got: collections.Counter = collections.Counter()
     for row in report["rungs"]:
-        for kind in ("full", "kept", "pruned", "no-forecast", "promoted", "stopped"):
+        for kind in _records.DECISIONS + _records.PROMOTIONS:
             if row[kind]:
                 got[(row["bracket"], row["rung"], kind)] += row[kind]
     assert got == expected
 
-    per_bracket = collections.Counter(t.user_attrs.get("swift:bracket") for t in study.trials)
+    per_bracket = collections.Counter(
+        _records.bracket_of_trial(t.user_attrs) for t in study.trials
+    )
     assert {b["bracket"]: b["trials"] for b in report["brackets"]} == dict(per_bracket)
     assert report["states"] == dict(collections.Counter(t.state.name for t in study.trials))
+    assert report["malformed"] == []
 
 
 def test_epochs_spent_and_known_saving(swift_study) -> None:
-    study = _load(swift_study)
+    study = load(swift_study)
     spent = sum(t.last_step or 0 for t in study.trials)
     saving = 0
     n_pruned = 0
     for t in study.trials:
-        for d in _records(t, "swift:decision:").values():
+        for d in _records.read_trial(t.system_attrs).decisions.values():
             if d["decision"] == "pruned":
                 # Pruned where it was forecast, before the rung's budget.
                 assert t.state == TrialState.PRUNED
@@ -131,24 +80,19 @@ def test_epochs_spent_and_known_saving(swift_study) -> None:
 
 
 def test_fits_match_the_published_predictors(swift_study) -> None:
-    study = _load(swift_study)
-    attrs = study._storage.get_study_system_attrs(study._study_id)
-    headers = {
-        k[len("swift:model:") :]: v
-        for k, v in attrs.items()
-        if k.startswith("swift:model:") and ":v" not in k[len("swift:model:") :]
-    }
+    study = load(swift_study)
+    headers = _records.model_headers(study._storage.get_study_system_attrs(study._study_id))
     assert headers
     forecasts: collections.Counter = collections.Counter()
     pruned: collections.Counter = collections.Counter()
     checked: dict[str, list[float]] = collections.defaultdict(list)
     for t in study.trials:
-        for d in _records(t, "swift:decision:").values():
+        for d in _records.read_trial(t.system_attrs).decisions.values():
             if d["forecast"] is None:
                 continue
             forecasts[d["key"]] += 1
             pruned[d["key"]] += d["decision"] == "pruned"
-            target = int(d["key"].split("_")[0][1:])
+            target, _ = _records.parse_predictor_key(d["key"])
             if target in t.intermediate_values:
                 checked[d["key"]].append(d["forecast"] - t.intermediate_values[target])
 
@@ -173,47 +117,48 @@ def test_fits_match_the_published_predictors(swift_study) -> None:
         assert len(report["forecasts"].get(f["key"], [])) == len(errors)
 
 
-def _parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_report_arguments(parser)
-    return parser.parse_args(list(argv))
+def test_fit_records_are_the_headers_with_key_predictor_and_seconds(swift_study) -> None:
+    study = load(swift_study)
+    headers = _records.model_headers(study._storage.get_study_system_attrs(study._study_id))
+    records = fit_records(study)
+    assert [r["key"] for r in records] == sorted(headers, key=_records.key_order)
+    for r in records:
+        h = headers[r["key"]]
+        assert r == {"key": r["key"], "predictor": h["kind"], "seconds": h["fit_seconds"], **h}
 
 
-def test_report_command_prints_tables_and_writes_html(swift_study, tmp_path, capsys) -> None:
-    url, name = swift_study
-    study = _load(swift_study)
+@pytest.mark.parametrize(
+    "bad",
+    ["pruned at 3", None, {"rung": 0, "step": 3, "key": "r9_t3", "forecast": None}],
+    ids=["string", "null", "no-decision"],
+)
+def test_malformed_decision_record_is_skipped_and_counted(storage_factory, bad) -> None:
+    study = make_swift_study(storage_factory(), "swift-malformed", 12)
+    before = build_report(study)
+    # A finished trial's attributes cannot change: plant the record on a new trial, beside a
+    # well-formed record it must not hide.
+    good = next(
+        d for t in study.trials for d in _records.read_trial(t.system_attrs).decisions.values()
+    )
+    trial = study.ask()
+    trial.report(1.0, 1)
+    _records.write_decision(study._storage, trial._trial_id, {**good, "rung": 1})
+    study._storage.set_trial_system_attr(trial._trial_id, _records.decision_attr(0), bad)
+    study.tell(trial, 1.0)
+
     report = build_report(study)
-    out_file = tmp_path / "report.html"
+    (malformed,) = report["malformed"]
+    assert (malformed["number"], malformed["name"]) == (trial.number, _records.decision_attr(0))
+    assert malformed["error"]
+    decided = sum(r[k] for r in report["rungs"] for k in _records.DECISIONS)
+    assert decided == sum(r[k] for r in before["rungs"] for k in _records.DECISIONS) + 1
+    assert report["states"]["COMPLETE"] == before["states"]["COMPLETE"] + 1
 
-    assert run_report(_parse("--storage", url, "--study-name", name, "--html", str(out_file))) == 0
-    printed = capsys.readouterr().out
-    for heading in ("Brackets", "Rungs", "Predictor fits", "epochs spent"):
-        assert heading in printed
-    assert str(report["epochs"]["spent"]) in printed
-    for f in report["fits"]:
-        assert f["key"] in printed
-
-    page = out_file.read_text()
-    assert page.startswith("<!DOCTYPE html>")
-    # Offline: plotly.js is inside the file, not fetched from a CDN.
-    assert not re.search(r"<script[^>]*\ssrc=", page) and len(page) > 1_000_000
-    for figure_id in (FORECAST_PLOT_ID, EPOCHS_PLOT_ID):
-        assert f'id="{figure_id}"' in page
-    assert page.count("Plotly.newPlot(") == 2
-    for f in report["fits"]:
-        assert f"<td>{f['key']}</td>" in page
-    # The figure data are the report's: every checked forecast appears in its key's trace.
-    figure_json = page[page.index(f'"{FORECAST_PLOT_ID}"') :]
-    first = next(iter(report["forecasts"].values()))[0]
-    assert json.dumps(first["forecast"]) in figure_json
-
-
-def test_report_command_finds_the_only_study_and_rejects_unknown(swift_study, capsys) -> None:
-    url, name = swift_study
-    assert run_report(_parse("--storage", url)) == 0
-    assert name in capsys.readouterr().out
-    assert run_report(_parse("--storage", url, "--study-name", "nope")) == 2
-    assert "no study named 'nope'" in capsys.readouterr().err
+    out = io.StringIO()
+    render_terminal(report, Console(file=out, width=120))
+    assert "malformed records, skipped" in out.getvalue()
+    row = next(line for line in out.getvalue().splitlines() if "malformed records" in line)
+    assert row.split()[-1] == "1"
 
 
 def test_maximised_study_reports_in_the_users_units() -> None:
