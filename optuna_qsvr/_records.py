@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from optuna_qsvr.predictors._base import ModelFormatError
+from optuna_qsvr.exceptions import ModelFormatError, RecordFormatError
 
 if TYPE_CHECKING:
     import optuna
@@ -67,10 +67,6 @@ _HEADER_FIELDS = {
 }
 _KEY = re.compile(r"^r(\d+)_t(\d+)$")
 _TEXT_CHARS = 200
-
-
-class RecordFormatError(ValueError):
-    """A stored record does not follow the format; the message names the record and field."""
 
 
 # -- names -------------------------------------------------------------------------------

@@ -36,7 +36,14 @@ def _fmt(values: Sequence[float | None], spec: str) -> str:
 
 
 def summarize(results: Mapping[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Per method, the median and quartiles of each measure over seeds."""
+    """Per method, ``(median, first quartile, third quartile)`` of each measure over seeds.
+
+    A measure that no seed has (the best final value where no trial completed) is ``None``.
+
+    Args:
+        results:
+            Per method, the :func:`run_one` results by seed, as :func:`run_benchmark` returns.
+    """
     summary: dict[str, dict[str, Any]] = {}
     for method, runs in results.items():
         summary[method] = {
@@ -57,7 +64,18 @@ def summarize(results: Mapping[str, list[dict[str, Any]]]) -> dict[str, dict[str
 def render_table(
     results: Mapping[str, list[dict[str, Any]]], table: CurveTable, direction: str, **header: Any
 ) -> Any:
-    """A :class:`rich.table.Table` with one row per method: median [IQR] over seeds."""
+    """A :class:`rich.table.Table` with one row per method: median [IQR] over seeds.
+
+    Args:
+        results:
+            Per method, the :func:`run_one` results by seed, as :func:`run_benchmark` returns.
+        table:
+            The replayed table, described in the title.
+        direction:
+            ``"minimize"`` or ``"maximize"``.
+        header:
+            More ``name value`` pairs for the title (workers, trials, eta).
+    """
     from rich.table import Table
 
     summary = summarize(results)
@@ -107,6 +125,14 @@ def median_trajectory(
     A seed that has not completed a trial yet counts as the worst value, so the median is
     undefined (NaN) until at least half of the seeds have one. After a seed's run ends its
     best value stays.
+
+    Args:
+        runs:
+            One method's :func:`run_one` results, one per seed.
+        direction:
+            ``"minimize"`` or ``"maximize"``.
+        grid:
+            Epoch budgets, ascending.
     """
     worst = math.inf if direction == "minimize" else -math.inf
     curves = np.full((len(runs), len(grid)), worst)
@@ -125,7 +151,20 @@ def plot(
     direction: str,
     path: str,
 ) -> None:
-    """Save the median best final value against epochs spent, one line per method."""
+    """Save the median best final value against epochs spent, one line per method (PNG).
+
+    Needs matplotlib.
+
+    Args:
+        results:
+            Per method, the :func:`run_one` results by seed, as :func:`run_benchmark` returns.
+        table:
+            The replayed table; its best final value is drawn as a reference line.
+        direction:
+            ``"minimize"`` or ``"maximize"``.
+        path:
+            The image file.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,7 +193,16 @@ def plot(
 def to_json(
     results: Mapping[str, list[dict[str, Any]]], table: CurveTable, options: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """Per method name ``{"epochs": [...], "best_final": [...], ...}``, one entry per seed."""
+    """Per method name ``{"epochs": [...], "best_final": [...], ...}``, one entry per seed.
+
+    Args:
+        results:
+            Per method, the :func:`run_one` results by seed, as :func:`run_benchmark` returns.
+        table:
+            The replayed table, recorded by its source, best final value and last step.
+        options:
+            The run's settings, copied into every method's entry.
+    """
     out: dict[str, dict[str, Any]] = {}
     for method, runs in results.items():
         entry: dict[str, Any] = {

@@ -12,26 +12,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-
-class PredictorError(RuntimeError):
-    """A predictor could not be fitted or could not forecast."""
-
-
-class NotEnoughCurvesError(PredictorError, ValueError):
-    """Too few learning curves to fit a predictor."""
-
-
-class AnnealerError(PredictorError):
-    """The annealer failed, was unreachable, or returned no usable sample."""
-
-
-class AnnealerTimeoutError(AnnealerError, TimeoutError):
-    """The annealer did not answer within the allowed time."""
-
-
-class ModelFormatError(PredictorError, ValueError):
-    """A serialised predictor is malformed, tampered with, or of an unknown version."""
-
+from optuna_qsvr.exceptions import (  # noqa: F401  (re-exported: the contract's errors)
+    AnnealerError,
+    AnnealerTimeoutError,
+    ModelFormatError,
+    NotEnoughCurvesError,
+    PredictorError,
+)
 
 Params = Sequence[Mapping[str, Any]]
 

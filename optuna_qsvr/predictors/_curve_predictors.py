@@ -310,13 +310,10 @@ class QSVRPredictor(_KernelCurvePredictor):
             import numpy as np
             from optuna_qsvr import QSVRPredictor
 
-            rng = np.random.default_rng(0)
-            rates = rng.uniform(0.1, 1.0, 20)
-            curves = 1 - np.exp(-np.outer(rates, np.arange(1, 6)))
-            final = 1 - np.exp(-rates * 20)
-            predictor = QSVRPredictor(num_reads=20).fit(curves, final)
-            mean, std = predictor.predict(curves[:3])
-            predictor.fit_info_.annealer_calls  # 1: one QUBO, no cross-validation
+            curves = np.sqrt(np.linspace(0.1, 1.0, 60).reshape(12, 5))
+            predictor = QSVRPredictor(num_reads=20, cv=3).fit(curves, curves[:, -1] + 0.05)
+            forecast, error = predictor.predict(curves[:2])
+            assert predictor.fit_info_.annealer_calls == 4  # the fit, then one per fold
     """
 
     name = "qsvr"
@@ -336,9 +333,7 @@ class QSVRPredictor(_KernelCurvePredictor):
         return est.gamma_
 
     def _annealer(self, est: Any) -> str | None:
-        if isinstance(est.annealer, str):
-            return est.annealer.strip().lower()
-        return type(est.annealer).__name__
+        return est.annealer if isinstance(est.annealer, str) else type(est.annealer).__name__
 
     def _annealer_calls(self, est: Any) -> int:
         return est.n_annealer_calls_

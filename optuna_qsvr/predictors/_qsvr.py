@@ -192,7 +192,8 @@ class QSVR(RegressorMixin, BaseEstimator):
             A :class:`dimod.Sampler` or a name accepted by
             :func:`optuna_qsvr.predictors._annealers.resolve_annealer`.
         annealer_params:
-            Extra keyword arguments for the sampler, e.g. ``{"num_sweeps": 500}``.
+            Extra keyword arguments for the sampler, e.g. ``{"num_sweeps": 500}``; those it
+            does not declare are dropped by dimod, with a ``SamplerUnknownArgWarning``.
         chain_strength:
             Chain strength for embedding composites; ``None`` means ``10 * ceil(max|Q|)``
             as in the reference. Only passed to samplers that accept it.
@@ -200,6 +201,22 @@ class QSVR(RegressorMixin, BaseEstimator):
             Seconds allowed for all annealer calls of one :meth:`fit`, or ``None``.
         random_state:
             Seed of the data partition and of the annealer's ``seed`` when it has one.
+
+    Parameters are checked by scikit-learn (``_parameter_constraints``) when :meth:`fit` or
+    :meth:`to_bqm` is called, raising ``InvalidParameterError`` (a ``ValueError``).
+
+    Attributes:
+        support_vectors_, dual_coef_, intercept_, gamma_:
+            The fitted kernel expansion.
+        n_estimators_:
+            Q-SVRs in the ensemble (one per part of the data).
+        n_annealer_calls_:
+            Sampler calls made by the last fit (each costs QPU time on real hardware).
+        energies_, chain_break_fractions_, combination_weights_:
+            Per ensemble member: energies of the combined samples, mean chain-break fraction
+            (``NaN`` without embedding) and the samples' weights.
+        qubo_build_seconds_, anneal_seconds_:
+            Time spent building the QUBOs and waiting for the annealer.
 
     Example:
 

@@ -146,6 +146,11 @@ class ModelStore:
             if state.get("failed"):
                 return self._stale_or_none(cache_key, f"predictor fit failed: {state['failed']}")
             return self._stale_or_none(cache_key, "predictor being fitted by another worker")
+        # The lease may be free because another worker has just published this version
+        # after our read: read again before paying for a fit.
+        if _records.next_model_version(storage.get_study_system_attrs(study_id), key) > version:
+            end_claim(storage, study_id, lease, self._owner)
+            return self.get(study, key, pool, decision_step, target, sign)
         try:
             model, header = self._fit_and_publish(
                 study, key, version, pool, decision_step, target, sign

@@ -136,6 +136,37 @@ def test_run_benchmark_pool_matches_in_process(table: CurveTable) -> None:
             assert [r[key] for r in pooled[method]] == [r[key] for r in inline[method]]
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("none", optuna.pruners.NopPruner),
+        ("median", optuna.pruners.MedianPruner),
+        ("sha", optuna.pruners.SuccessiveHalvingPruner),
+        ("hyperband", optuna.pruners.HyperbandPruner),
+    ],
+)
+def test_make_pruner_by_name(name: str, expected: type) -> None:
+    assert type(make_pruner(name, max_resource=MAX_STEP)) is expected
+
+
+def test_make_pruner_names_what_it_cannot_build() -> None:
+    with pytest.raises(BenchmarkError, match="'asha'"):
+        make_pruner("asha", max_resource=MAX_STEP)
+    # The oracle reads final values, which only a recorded table has.
+    with pytest.raises(BenchmarkError, match="table"):
+        make_pruner("oracle", max_resource=MAX_STEP)
+
+
+@pytest.mark.skipif(not _swift_available(), reason="SwiftHyperbandPruner not importable")
+def test_make_pruner_swift_methods() -> None:
+    from optuna_qsvr import SwiftHyperbandPruner
+
+    for name in ("swift-svr", "swift-qsvr"):
+        assert isinstance(make_pruner(name, max_resource=MAX_STEP), SwiftHyperbandPruner)
+    pruner = make_pruner("swift-qsvr", max_resource=MAX_STEP, annealer="exact")
+    assert isinstance(pruner, SwiftHyperbandPruner)
+
+
 def test_unknown_method_is_rejected(table: CurveTable) -> None:
     with pytest.raises(BenchmarkError, match="'asha'"):
         run_benchmark(table, ["none", "asha"], [0], direction="minimize", progress=False)

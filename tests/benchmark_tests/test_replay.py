@@ -15,6 +15,8 @@ from optuna.trial import TrialState
 from optuna_qsvr.benchmark import (
     CurveTable,
     CurveTableError,
+    bundled_table,
+    bundled_tables,
     enqueue_config,
     make_objective,
     replay_async,
@@ -135,6 +137,14 @@ def test_malformed_tables_name_the_place(
         CurveTable.load(_write(tmp_path / "bad.csv", header, rows))
 
 
+def test_bundled_tables_ship_with_the_package() -> None:
+    assert list(bundled_tables()) == ["cnn_digits", "lstm_babi17", "mlpf_delphes_sim"]
+    table = CurveTable.load(bundled_table("cnn_digits"))
+    assert (len(table), table.max_step) == (200, 50)
+    with pytest.raises(ValueError, match=r"'nope'.*'cnn_digits'"):
+        bundled_table("nope")
+
+
 def _study(pruner: optuna.pruners.BasePruner) -> optuna.study.Study:
     return optuna.create_study(study_name="replay-test", pruner=pruner)
 
@@ -209,6 +219,33 @@ def test_sequential_replay_matches_optimize(tmp_path: Path) -> None:
 
     assert summary(asked) == summary(optimized)
     assert any(t.state == TrialState.PRUNED for t in asked.trials)
+
+
+def test_objective_picks_by_trial_number_in_the_given_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = CurveTable.load(_write_curves(tmp_path / "t.csv", _curves(n_configs=5)))
+    order = list(reversed(table.configs))
+    study = _study(optuna.pruners.NopPruner())
+    # A trial re-queued after its worker died carries its configuration and keeps it.
+    study.enqueue_trial({}, user_attrs={"config": "c2"})
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    study.optimize(make_objective(table, order=order, epoch_seconds=0.5), n_trials=7)
+
+    configs = [t.user_attrs["config"] for t in study.trials]
+    assert configs == ["c2", *(order[n % len(order)] for n in range(1, 7))]
+    assert [t.value for t in study.trials] == [table.finals[c] for c in configs]
+    assert slept == [0.5] * 7 * MAX_STEP
+
+
+def test_objective_without_order_needs_an_enqueued_config(tmp_path: Path) -> None:
+    table = CurveTable.load(_write_curves(tmp_path / "t.csv", _curves(n_configs=3)))
+    study = _study(optuna.pruners.NopPruner())
+    with pytest.raises(RuntimeError, match="enqueue_config"):
+        study.optimize(make_objective(table), n_trials=1)
+    with pytest.raises(ValueError, match="order"):
+        make_objective(table, order=[])
 
 
 @pytest.mark.parametrize("n_workers", [1, 3, 4])

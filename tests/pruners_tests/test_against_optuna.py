@@ -1,0 +1,128 @@
+"""Differential tests: with no forecast, Swift-Hyperband is Optuna's HyperbandPruner.
+
+Optuna's pruner is the oracle. A Swift pruner whose predictor can never be fitted (more
+training curves required than the study has) sends every forecast decision to full training,
+so only its successive halving acts; it must then stop exactly the trials Optuna's stops, at
+the same steps, in sequential and interleaved (asynchronous) runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_qsvr import SwiftHyperbandPruner
+from optuna_qsvr.pruners import Schedule
+
+# (min_resource, max_resource, eta): powers of eta and not (81 = 3^4 with min 1 is a power;
+# 50, 30 and 100 are not), and eta 2 and 4.
+CASES = [(1, 27, 3), (1, 50, 3), (1, 81, 3), (2, 30, 2), (1, 100, 4), (3, 40, 3)]
+
+
+def _swift(min_resource: int, max_resource: int, eta: int) -> SwiftHyperbandPruner:
+    return SwiftHyperbandPruner(
+        min_resource=min_resource,
+        max_resource=max_resource,
+        reduction_factor=eta,
+        min_train_curves=10**6,  # never fitted: no forecast ever
+        max_train_curves=10**6,
+    )
+
+
+def _optuna(min_resource: int, max_resource: int, eta: int) -> optuna.pruners.HyperbandPruner:
+    return optuna.pruners.HyperbandPruner(
+        min_resource=min_resource, max_resource=max_resource, reduction_factor=eta
+    )
+
+
+def _curves(n: int, steps: int, seed: int) -> np.ndarray:
+    """Crossing curves (late bloomers included), so a wrong rank or slice changes decisions."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, steps + 1)
+    start = rng.uniform(0.5, 1.0, (n, 1))
+    rate = rng.uniform(0.01, 0.5, (n, 1))
+    floor = rng.uniform(0.0, 0.4, (n, 1))
+    noise = rng.normal(0.0, 0.01, (n, steps))
+    return floor + (start - floor) * np.exp(-rate * t) + noise
+
+
+def _run(pruner, curves: np.ndarray, n_parallel: int, direction: str) -> list[tuple]:
+    """Trials report one epoch at a time, ``n_parallel`` at once in round-robin order; the
+    pruner is asked after every epoch but the last."""
+    study = optuna.create_study(study_name="differential", direction=direction, pruner=pruner)
+    sign = 1.0 if direction == "minimize" else -1.0
+    queue = list(range(len(curves)))
+    running: list[list] = []
+    out: dict[int, tuple] = {}
+    while queue or running:
+        while queue and len(running) < n_parallel:
+            running.append([study.ask(), queue.pop(0), 0])
+        for item in list(running):
+            trial, row, done = item
+            step = done + 1
+            trial.report(float(sign * curves[row, done]), step)
+            item[2] = step
+            # At max_resource the training is over: Optuna's pruner would still stop a trial
+            # whose last rung is max_resource, which saves nothing; neither is asked there.
+            if step == curves.shape[1]:
+                study.tell(trial, float(sign * curves[row, -1]))
+            elif trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                continue
+            running.remove(item)
+            out[trial.number] = (trial.number, study.trials[trial.number].state, step)
+    return [out[k] for k in sorted(out)]
+
+
+@pytest.mark.parametrize(("min_resource", "max_resource", "eta"), CASES)
+@pytest.mark.parametrize("n_parallel", [1, 5])
+def test_no_forecast_decides_like_optuna_hyperband(min_resource, max_resource, eta, n_parallel):
+    curves = _curves(90, max_resource, seed=max_resource + eta)
+    swift = _run(_swift(min_resource, max_resource, eta), curves, n_parallel, "minimize")
+    reference = _run(_optuna(min_resource, max_resource, eta), curves, n_parallel, "minimize")
+    assert swift == reference
+    assert sum(state == TrialState.PRUNED for _, state, _ in swift) > 30  # pruning happened
+
+
+def test_maximize_decides_like_optuna_hyperband() -> None:
+    curves = _curves(60, 27, seed=7)
+    swift = _run(_swift(1, 27, 3), curves, 3, "maximize")
+    assert swift == _run(_optuna(1, 27, 3), curves, 3, "maximize")
+
+
+@pytest.mark.parametrize(("min_resource", "max_resource", "eta"), CASES)
+def test_bracket_assignment_is_optunas(min_resource, max_resource, eta) -> None:
+    pruner = _optuna(min_resource, max_resource, eta)
+    study = optuna.create_study(pruner=pruner)
+    pruner._try_initialization(study)
+    schedule = Schedule(min_resource, max_resource, eta, 0.5)
+    assert schedule.s_max + 1 == pruner._n_brackets
+    # Optuna's bracket id 0 is the most aggressive bracket: Swift's s = s_max.
+    assert list(schedule.bracket_sizes[::-1]) == pruner._trial_allocation_budgets
+
+    class _Trial:
+        number = 0
+
+    trial = _Trial()
+    for name in ("a", "study", "cifar10-run-7"):
+        study.study_name = name  # _get_bracket_id hashes the name and the number
+        for number in range(2000):
+            trial.number = number
+            expected = schedule.s_max - pruner._get_bracket_id(study, trial)
+            assert schedule.bracket_of(name, number) == expected
+
+
+def test_rungs_below_max_are_optunas_promotion_steps() -> None:
+    # Optuna's bracket b promotes at min * eta^(b + k) below max_resource.
+    schedule = Schedule(1, 50, 3, 0.5)
+    for s in range(schedule.s_max + 1):
+        b = schedule.s_max - s
+        budgets = [r.budget for r in schedule.rungs(s) if not r.is_last]
+        expected = [3 ** (b + k) for k in range(10) if 3 ** (b + k) < 50]
+        assert budgets == expected
+        assert schedule.rungs(s)[-1].budget == 50
+    # Hyperband's n = ceil((s_max + 1) eta^s / (s + 1)) for s = 0..3.
+    assert schedule.bracket_sizes == (4, 6, 12, 27)
