@@ -8,6 +8,7 @@ line is used, so ``import optuna_qsvr`` stays light.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -44,12 +45,28 @@ SUBCOMMANDS: dict[str, tuple[str, AddArguments, Run]] = {
 }
 
 
+# Optional dependencies by top-level module, and how to install each.
+_EXTRA = 'pip install "optuna-qsvr[{}]"'
+INSTALL_HINTS = {
+    "matplotlib": _EXTRA.format("plots"),
+    "plotly": _EXTRA.format("dashboard"),
+    "optuna_dashboard": _EXTRA.format("dashboard"),
+    "dwave": _EXTRA.format("qpu"),
+    "psycopg": _EXTRA.format("postgresql"),
+    # SQLAlchemy's driver for a plain postgresql:// URL; the extra installs psycopg 3.
+    "psycopg2": _EXTRA.format("postgresql") + " and write the URL as postgresql+psycopg://...",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``optuna-qsvr`` parser with one subparser per entry of :data:`SUBCOMMANDS`."""
+    from optuna_qsvr import __version__
+
     parser = argparse.ArgumentParser(
         prog="optuna-qsvr",
         description="Swift-Hyperband for Optuna: learning-curve forecasts that prune trials.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -66,7 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             The arguments after the program name.
 
     Returns:
-        The exit status.
+        The exit status: 2 after one line naming the extra to install when an optional
+        dependency is missing.
     """
     args = build_parser().parse_args(argv)
-    return args._run(args)
+    try:
+        return args._run(args)
+    except ImportError as err:
+        missing = err if err.name else err.__cause__
+        module = (getattr(missing, "name", None) or "").split(".")[0]
+        if module not in INSTALL_HINTS:
+            raise
+        print(
+            f"optuna-qsvr {args.command}: error: {module} is not installed: "
+            f"{INSTALL_HINTS[module]}",
+            file=sys.stderr,
+        )
+        return 2

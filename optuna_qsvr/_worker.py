@@ -1,17 +1,31 @@
 """Workers that share one study: storages with heartbeats, a study-wide trial budget,
 and riding out a database restart. Any launcher (a shell loop, srun, a batch system,
 Kubernetes) starts as many as it likes with the same command line.
+
+No trial is left RUNNING. A worker runs its own trial loop rather than ``Study.optimize`` so
+that it knows which trial is its own when the storage comes back after an outage: it finishes
+that trial if the objective had returned, else fails it and queues its parameters again. A
+trial whose worker is gone (killed, or cut off while ``ask`` was creating it, which leaves no
+heartbeat row for Optuna's stale-trial check to see) is failed and queued again by any worker
+once it has been silent for the grace period; before exiting, a worker waits for trials that
+have gone silent to be decided, so the last one alive settles them too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import logging
 import random
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from optuna_qsvr import _records
 from optuna_qsvr._secrets import redact, scrub, url_secrets
 
 if TYPE_CHECKING:
@@ -22,22 +36,66 @@ _logger = logging.getLogger("optuna_qsvr.worker")
 # States that use up the budget: a trial failed by the heartbeat is retried as a WAITING
 # copy, so the failed one is not counted twice.
 _BUDGET_STATES = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
+# How often a failed trial's parameters are queued again (Optuna's retry history).
+MAX_RETRY = 2
 
 
 class StorageUnavailableError(RuntimeError):
     """The storage stayed unreachable longer than the worker was told to wait."""
 
 
+class _Backoff:
+    """Waits between retries of a storage that does not answer, for at most ``limit`` s."""
+
+    def __init__(self, limit: float, secrets: list[str] | None) -> None:
+        self._limit = limit
+        self._secrets = secrets or []
+        self._since: float | None = None
+        self._delay = 0.5
+
+    def ok(self) -> None:
+        self._since, self._delay = None, 0.5
+
+    def wait(self, err: BaseException) -> None:
+        """Sleep before the next try, or raise :class:`StorageUnavailableError` once the
+        storage has been unreachable for ``limit`` seconds."""
+        now = time.monotonic()
+        self._since = self._since or now
+        text = str(err).splitlines()[0] if str(err) else ""
+        message = scrub(f"{type(err).__name__}: {text}", self._secrets)
+        left = self._since + self._limit - now
+        if left <= 0:
+            raise StorageUnavailableError(
+                f"storage unreachable for {now - self._since:.0f} s, giving up: {message}"
+            ) from None
+        # Jitter: workers cut off together should not all come back at the same instant.
+        delay = min(self._delay * (0.75 + random.random() / 2), left)
+        _logger.warning("storage error, retrying in %.1f s: %s", delay, message)
+        time.sleep(delay)
+        self._delay = min(self._delay * 2, 30.0)
+
+
 def open_storage(
-    url: str, *, heartbeat_interval: int | None = 30, grace_period: int | None = None
+    url: str,
+    *,
+    heartbeat_interval: int | None = 30,
+    grace_period: int | None = None,
+    max_wait: float = 300.0,
 ) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``, with heartbeats where the storage supports them.
 
     ``sqlite:///``, ``postgresql://`` and ``mysql://`` URLs give an RDB storage whose running
     trials beat every ``heartbeat_interval`` seconds; a trial silent for ``grace_period``
-    seconds (a worker killed mid-trial) is failed by the next worker to start a trial, and
-    its parameters are queued again. ``journal:///path/to/file.log`` gives Optuna's journal
-    file storage, which has no heartbeat.
+    seconds (a worker killed mid-trial) is failed by a worker and its parameters are queued
+    again (without the pruner's records, which belonged to the failed trial).
+    ``journal:///path/to/file.log`` gives Optuna's journal file storage, which has no heartbeat.
+
+    A database that does not answer is retried with back-off for up to ``max_wait`` seconds
+    (workers started before the database is up, or a database restarting).
+
+    Raises:
+        StorageUnavailableError: the database did not answer within ``max_wait`` seconds; the
+            message holds no password.
     """
     import optuna
 
@@ -49,19 +107,22 @@ def open_storage(
     kwargs: dict[str, Any] = {"engine_kwargs": {"pool_pre_ping": True}}
     if not url.startswith("sqlite"):
         kwargs["engine_kwargs"]["pool_recycle"] = 300
+        if "connect_timeout" not in url:
+            # A host that drops packets would otherwise hang each try for minutes.
+            kwargs["engine_kwargs"]["connect_args"] = {"connect_timeout": 10}
+    backoff = _Backoff(max_wait, url_secrets(url))
     with warnings.catch_warnings():
         # Heartbeats are the point here; Optuna still flags them as experimental.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for attempt in range(5):
+        while True:
             try:
-                return _rdb_storage(url, kwargs, heartbeat_interval, grace_period)
+                return _rdb_storage(url, dict(kwargs), heartbeat_interval, grace_period)
             except Exception as err:
-                # Workers started together race to create a new database's schema; the
-                # losers find it in place on the next try.
-                if attempt == 4 or not _is_storage_error(err):
+                # Also the losers of the race to create a new database's schema: they find
+                # it in place on the next try.
+                if not _is_storage_error(err):
                     raise
-                time.sleep(0.2 + random.random())
-    raise AssertionError("unreachable")
+                backoff.wait(err)
 
 
 def _rdb_storage(
@@ -73,11 +134,37 @@ def _rdb_storage(
         kwargs.update(
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period or 4 * heartbeat_interval,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=2
-            ),
+            heartbeat_stale_trial_callback=requeue_trial,
         )
     return optuna.storages.RDBStorage(url, **kwargs)
+
+
+def requeue_trial(study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a failed trial's parameters again, as Optuna's ``RetryHeartbeatStaleTrialCallback``
+    does (at most :data:`MAX_RETRY` times), but without Swift-Hyperband's records: copied, they
+    would tell the pruner that the new trial's rungs were already decided."""
+    import optuna
+
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRY:
+        return
+
+    def own(attrs: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in attrs.items() if not k.startswith(_records.PREFIX)}
+
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=own(trial.user_attrs),
+            system_attrs={
+                **own(trial.system_attrs),
+                "failed_trial": trial.system_attrs.get("failed_trial", trial.number),
+                "retry_history": history,
+            },
+        )
+    )
 
 
 def budget_used(study: optuna.study.Study) -> int:
@@ -85,6 +172,14 @@ def budget_used(study: optuna.study.Study) -> int:
 
     states = tuple(TrialState[s] for s in _BUDGET_STATES)
     return len(study.get_trials(deepcopy=False, states=states))
+
+
+@dataclass
+class _Current:
+    """The trial this worker runs, and its outcome once the objective has returned."""
+
+    trial_id: int | None = None
+    outcome: tuple[float | None, Any] | None = None
 
 
 def run_worker(
@@ -101,46 +196,229 @@ def run_worker(
 
     A storage error (the database restarted, the network dropped) is retried with backoff
     for up to ``max_outage`` seconds; then :class:`StorageUnavailableError` is raised with a
-    message free of credentials. Each trial is its own transaction sequence in Optuna: a
-    trial interrupted by an outage is left RUNNING and failed by the heartbeat, never
-    half-written.
+    message free of credentials. When the storage comes back, the trial the outage
+    interrupted is finished if the objective had returned, else failed and queued again.
+    With heartbeats, trials silent for the grace period are failed and queued again, and once
+    the budget is used the worker waits for any trial that has gone silent to be decided.
     """
     started = time.monotonic()
     done = 0
-    outage_since: float | None = None
-    delay = 1.0
+    backoff = _Backoff(max_outage, secrets)
+    current = _Current()
     study = None
     while True:
         try:
             if study is None:
                 study = make_study()
-            if budget is not None and budget_used(study) >= budget:
-                return study
+            if current.trial_id is not None:
+                _settle(study, current)
+            backoff.ok()
             if n_trials is not None and done >= n_trials:
                 return study
             if timeout is not None and time.monotonic() - started > timeout:
                 return study
-            study.optimize(objective, n_trials=1)
+            if budget is not None and not _work_left(study, budget):
+                failed, silent = _fail_silent_trials(study)
+                if failed:
+                    continue  # their queued copies are work left
+                if not silent:
+                    return study
+                time.sleep(_heartbeat_interval(study._storage) or 1)
+                continue
+            _run_trial(study, objective, current)
             done += 1
-            outage_since, delay = None, 1.0
+        except KeyboardInterrupt:
+            if study is not None and current.trial_id is not None:
+                with contextlib.suppress(Exception):
+                    _settle(study, current)  # another worker may run it
+            raise
         except Exception as err:
-            # Classify by the storage's health, not the exception's type: when the database
-            # drops mid-tell, Optuna itself raises an unrelated error (UnboundLocalError).
-            if not _is_storage_error(err) and _storage_alive(study, make_study):
-                raise
-            now = time.monotonic()
-            outage_since = outage_since or now
-            message = scrub(
-                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-                secrets or (),
-            )
-            if now - outage_since > max_outage:
-                raise StorageUnavailableError(
-                    f"storage unreachable for {now - outage_since:.0f} s, giving up: {message}"
-                ) from None
-            _logger.warning("storage error, retrying in %.0f s: %s", delay, message)
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            # Classify by the storage's health, not the exception's type: a failing database
+            # surfaces through Optuna as unrelated errors too.
+            if _is_storage_error(err) or not _storage_alive(study, make_study):
+                backoff.wait(err)
+                continue
+            if study is not None and current.trial_id is not None:
+                # A bug in the objective: fail its trial as Study.optimize does, then stop.
+                _settle(study, current, requeue=False)
+            raise
+
+
+def _work_left(study: optuna.study.Study, budget: int) -> bool:
+    from optuna.trial import TrialState
+
+    states = tuple(TrialState[s] for s in _BUDGET_STATES)
+    trials = study.get_trials(deepcopy=False, states=states)
+    # Queued copies of failed trials are inside the budget but still to be run.
+    return len(trials) < budget or any(t.state == TrialState.WAITING for t in trials)
+
+
+def _run_trial(
+    study: optuna.study.Study, objective: Callable[[optuna.trial.Trial], float], current: _Current
+) -> None:
+    """One trial: ask, run the objective under a heartbeat, tell. An outage leaves ``current``
+    set, for :func:`_settle` once the storage is back."""
+    import optuna
+    from optuna.trial import TrialState
+
+    _fail_silent_trials(study)
+    with warnings.catch_warnings():
+        # This loop keeps the heartbeat and fails silent trials, as Study.optimize would.
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
+        trial = study.ask()
+    current.trial_id, current.outcome = trial._trial_id, None
+    try:
+        with _Heartbeat(study._storage, trial._trial_id):
+            try:
+                current.outcome = (objective(trial), TrialState.COMPLETE)
+            except optuna.TrialPruned:
+                current.outcome = (None, TrialState.PRUNED)
+        _tell(study, trial.number, current.outcome)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Its heartbeat went silent for the grace period during an outage, and another
+        # worker failed it and queued its parameters again.
+        _logger.warning("trial %d was failed by another worker while it ran", trial.number)
+    current.trial_id = current.outcome = None
+
+
+def _tell(study: optuna.study.Study, number: int, outcome: tuple[float | None, Any]) -> None:
+    from optuna.trial import TrialState
+
+    value, state = outcome
+    # skip_if_finished: another worker may have failed it as silent meanwhile.
+    if state == TrialState.COMPLETE:
+        study.tell(number, value, skip_if_finished=True)
+    else:
+        study.tell(number, state=state, skip_if_finished=True)
+
+
+def _settle(study: optuna.study.Study, current: _Current, *, requeue: bool = True) -> None:
+    """Decide the trial an error interrupted: tell its outcome if the objective had returned,
+    else fail it (and queue its parameters again after an outage)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trial_id, outcome = current.trial_id, current.outcome
+    assert trial_id is not None
+    trial = study._storage.get_trial(trial_id)
+    if trial.state == TrialState.RUNNING:
+        if outcome is not None:
+            _tell(study, trial.number, outcome)
+            _logger.warning("trial %d: recorded its result after a storage error", trial.number)
+        else:
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                if study._storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                    if requeue:
+                        requeue_trial(study, study._storage.get_trial(trial_id))
+                    _logger.warning(
+                        "trial %d: interrupted by a storage error, failed%s",
+                        trial.number,
+                        " and queued again" if requeue else "",
+                    )
+    current.trial_id = current.outcome = None
+
+
+def _fail_silent_trials(study: optuna.study.Study) -> tuple[int, int]:
+    """Fail (and queue again) the study's RUNNING trials silent for the grace period.
+
+    A trial is silent when its last heartbeat, or its start if it never beat (its worker was
+    cut off inside ``ask``), is older than two heartbeat intervals: its worker may be gone.
+    Returns how many were failed here and how many others are silent but still within the
+    grace period. Storages without heartbeats have no silent trials.
+    """
+    import optuna
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, optuna.storages.RDBStorage) or not is_heartbeat_enabled(storage):
+        return 0, 0
+    interval = float(backend.heartbeat_interval or 0)
+    grace = float(backend.grace_period or 2 * interval)
+    failed = silent = 0
+    for trial_id, age in _running_trial_ages(backend, study._study_id):
+        if age <= min(2 * interval, grace):
+            continue
+        if age <= grace:
+            silent += 1
+            continue
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            # Several workers may see the same trial: only the one that fails it re-queues it.
+            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                trial = storage.get_trial(trial_id)
+                requeue_trial(study, trial)
+                _logger.warning(
+                    "trial %d: no heartbeat for %.0f s, failed and queued again", trial.number, age
+                )
+                failed += 1
+    return failed, silent
+
+
+def _running_trial_ages(
+    storage: optuna.storages.RDBStorage, study_id: int
+) -> list[tuple[int, float]]:
+    """``(trial id, seconds since its last heartbeat or, without one, since its start)`` of
+    every RUNNING trial. Heartbeats are in the database's clock, starts in the workers'."""
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    trial, beat = models.TrialModel, models.TrialHeartbeatModel
+    session = storage.scoped_session()
+    try:
+        db_now = session.execute(sqlalchemy.func.now()).scalar()
+        rows = (
+            session.query(trial, beat.heartbeat)
+            .outerjoin(beat, beat.trial_id == trial.trial_id)
+            .filter(trial.study_id == study_id, trial.state == TrialState.RUNNING)
+            .all()
+        )
+        db_now = db_now.replace(tzinfo=None)
+        now = datetime.datetime.now()
+        ages = []
+        for row, heartbeat in rows:
+            # datetime_start is a property in local time whatever the Optuna version stores.
+            since = (db_now - heartbeat) if heartbeat else (now - (row.datetime_start or now))
+            ages.append((row.trial_id, since.total_seconds()))
+        return ages
+    finally:
+        session.close()
+
+
+def _heartbeat_interval(storage: Any) -> int | None:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return storage.get_heartbeat_interval() if is_heartbeat_enabled(storage) else None
+
+
+class _Heartbeat:
+    """A trial's heartbeat that outlives an outage. Optuna's heartbeat thread ends at its
+    first storage error, so a trial that survived a database restart would be failed as
+    stale by another worker while it still runs."""
+
+    def __init__(self, storage: Any, trial_id: int) -> None:
+        self._storage = storage
+        self._trial_id = trial_id
+        self._interval = _heartbeat_interval(storage)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> None:
+        if self._interval:
+            self._thread.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._interval:
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # the trial's own calls report the outage
+                self._storage.record_heartbeat(self._trial_id)
+            if self._stop.wait(self._interval):
+                return
 
 
 def add_worker_arguments(parser: Any) -> None:
@@ -167,7 +445,14 @@ def add_worker_arguments(parser: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds this worker's config order")
     parser.add_argument("--heartbeat-interval", type=int, default=30)
     parser.add_argument("--grace-period", type=int, default=None)
-    parser.add_argument("--max-outage", type=float, default=300.0)
+    parser.add_argument(
+        "--max-outage",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long the storage may stay unreachable, at start or later, before the worker "
+        "gives up with exit status 2 (default 300)",
+    )
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -177,6 +462,7 @@ def run_worker_command(args: Any) -> int:
     Each trial takes the configuration its number selects in a seeded order, reports its
     recorded values epoch by epoch (sleeping ``--epoch-seconds`` per epoch to stand in for
     training) and obeys the pruner; the worker stops when the study's budget is used.
+    Returns 0, or 2 when the storage stayed unreachable longer than ``--max-outage``.
     """
     import optuna
 
@@ -189,11 +475,15 @@ def run_worker_command(args: Any) -> int:
     secrets = url_secrets(args.storage)
     table = CurveTable.load(args.curves)
     order = config_sequence(table, args.seed, len(table))
-    storage = open_storage(
-        args.storage,
-        heartbeat_interval=args.heartbeat_interval or None,
-        grace_period=args.grace_period,
-    )
+    try:
+        storage = open_storage(
+            args.storage,
+            heartbeat_interval=args.heartbeat_interval or None,
+            grace_period=args.grace_period,
+            max_wait=args.max_outage,
+        )
+    except StorageUnavailableError as err:
+        return _give_up(err, args.storage)
     pruner = make_pruner(
         args.pruner,
         max_resource=table.max_step,
@@ -222,12 +512,17 @@ def run_worker_command(args: Any) -> int:
             secrets=secrets,
         )
     except StorageUnavailableError as err:
-        _logger.error("%s (storage %s)", err, redact(args.storage))
-        return 3
+        return _give_up(err, args.storage)
     _logger.info(
         "worker done: study %r has %d trials in its budget", study.study_name, budget_used(study)
     )
     return 0
+
+
+def _give_up(err: StorageUnavailableError, url: str) -> int:
+    # One line, no traceback: the retries above already said what failed each time.
+    print(f"optuna-qsvr worker: error: {err} (storage {redact(url)})", file=sys.stderr)
+    return 2
 
 
 def _storage_alive(study: Any, make_study: Callable[[], Any]) -> bool:

@@ -68,7 +68,8 @@ def test_wheel_ships_the_curve_tables(wheel_members: list[str]) -> None:
         f"optuna_qsvr/benchmark/curves/{p.name}"
         for p in (ROOT / "optuna_qsvr" / "benchmark" / "curves").glob("*.csv.gz")
     }
-    assert len(expected) == 3
+    recorded = {"cnn_digits", "lstm_babi17", "mlpf_delphes_sim"}
+    assert {f"optuna_qsvr/benchmark/curves/{name}.csv.gz" for name in recorded} <= expected
     assert shipped == expected
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import gzip
 import math
@@ -10,8 +11,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -24,6 +27,7 @@ from optuna_qsvr.report import fit_records
 from tests.conftest import make_storage, plant_hostile_model
 
 DECISION = "swift:decision:"
+PROMOTION = "swift:promotion:"
 R = 27
 
 
@@ -93,8 +97,50 @@ def _wait(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int, str]
     return out
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _forward(port: int, target: int):
+    """Forward TCP connections on ``port`` to ``target`` on loopback while in the block."""
+    server = socket.create_server(("127.0.0.1", port))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            upstream = socket.create_connection(("127.0.0.1", target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
 def _assert_decisions_recorded(study: optuna.Study) -> None:
-    """Every trial that reported a step inside a rung's decision window has its decision."""
+    """Every trial has its bracket recorded, and the successive-halving record of every rung
+    whose budget it reached; some trials have a forecast decision."""
     from optuna_qsvr import SwiftHyperbandPruner
 
     pruner = SwiftHyperbandPruner(max_resource=R)
@@ -103,12 +149,11 @@ def _assert_decisions_recorded(study: optuna.Study) -> None:
         bracket = t.user_attrs["swift:bracket"]
         assert bracket == pruner.bracket_of(study.study_name, t.number)
         for rung in pruner.schedule.rungs(bracket):
-            if rung.decision_step is None:
-                continue
-            if any(rung.decision_step <= s < rung.budget for s in t.intermediate_values):
-                assert f"{DECISION}{rung.index}" in t.system_attrs, (t.number, rung)
+            if not rung.is_last and t.last_step >= rung.budget:
+                assert f"{PROMOTION}{rung.index}" in t.system_attrs, (t.number, rung)
                 n_checked += 1
     assert n_checked > 0
+    assert any(k.startswith(DECISION) for t in study.trials for k in t.system_attrs)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -132,15 +177,19 @@ def test_eight_workers_one_study(kind, curves, tmp_path) -> None:
     assert len({t.number for t in trials}) == len(trials)
     _assert_decisions_recorded(study)
     # Every (key, version) is fitted exactly once across the 8 workers: one annealer call
-    # per fit (a Q-SVR on <= 20 points is a single QUBO).
+    # per fit (a Q-SVR on <= 20 points is a single QUBO). Versions count up from 1, or from
+    # 2 for the key whose version 1 was the hostile record.
     logs = "\n".join(text for _, text in results)
     fits = collections.Counter(re.findall(r"fitted predictor (\S+ v\d+)", logs))
     records = {r["key"]: r for r in fit_records(study)}
     assert records, "no predictor was fitted"
     assert set(fits.values()) == {1}, fits
-    assert sorted(fits) == sorted(f"{k} v{r['version']}" for k, r in records.items())
-    assert records["r3_t2"]["version"] == 2 and records["r3_t2"]["predictor"] == "qsvr"
-    assert all(r["version"] == 1 for k, r in records.items() if k != "r3_t2")
+    assert sorted(fits) == sorted(
+        f"{k} v{v}"
+        for k, r in records.items()
+        for v in range(2 if k == "r3_t2" else 1, r["version"] + 1)
+    )
+    assert records["r3_t2"]["version"] >= 2 and records["r3_t2"]["predictor"] == "qsvr"
     assert "stored predictor rejected" in logs
 
 
@@ -188,43 +237,184 @@ def test_killed_worker_is_failed_and_replaced(kind, curves, tmp_path) -> None:
     assert later
 
 
-def test_database_restart_while_workers_run(curves, tmp_path) -> None:
+def _postgres_url(tmp_path) -> str:
     url = _url("postgresql", tmp_path)
     if os.geteuid() != 0 or not shutil.which("pg_ctlcluster"):
         pytest.skip("restarting PostgreSQL needs root and pg_ctlcluster")
+    return url
+
+
+def _postgres_started_at() -> str:
+    out = subprocess.run(
+        ["su", "postgres", "-c", "psql -qtAc 'SELECT pg_postmaster_start_time()'"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return out.stdout.strip()
+
+
+def _restart_postgres() -> None:
+    """Restart the local cluster in "fast" mode, which ends every open connection, mid-query
+    or idle, as a crash-restart would."""
     version = sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: float(v))[-1]
-    name, budget = f"restart-{uuid.uuid4().hex[:6]}", 60
-    beat = ("--heartbeat-interval", "1", "--grace-period", "3", "--epoch-seconds", "0.03")
-
-    def started_at() -> str:
-        out = subprocess.run(
-            ["su", "postgres", "-c", "psql -qtAc 'SELECT pg_postmaster_start_time()'"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return out.stdout.strip()
-
-    before = started_at()
-    procs = [_worker(curves, url, name, budget, "--seed", str(i), *beat) for i in range(3)]
-    time.sleep(4)
-    # "fast" ends every open connection, mid-query or idle, as a crash-restart would.
+    before = _postgres_started_at()
     subprocess.run(
         ["pg_ctlcluster", "--mode", "fast", version, "main", "restart"], check=True, timeout=120
     )
-    assert started_at() != before
+    assert _postgres_started_at() != before
+
+
+def _assert_settled(study: optuna.Study, budget: int) -> None:
+    """No trial left RUNNING or queued, and no complete trial half-written."""
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) >= budget
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert t.value == t.intermediate_values[R]
+        assert sorted(t.intermediate_values) == list(range(1, R + 1))
+
+
+def test_database_restart_while_workers_run(curves, tmp_path) -> None:
+    url = _postgres_url(tmp_path)
+    name, budget = f"restart-{uuid.uuid4().hex[:6]}", 60
+    beat = ("--heartbeat-interval", "1", "--grace-period", "3", "--epoch-seconds", "0.03")
+    procs = [_worker(curves, url, name, budget, "--seed", str(i), *beat) for i in range(3)]
+    time.sleep(4)
+    _restart_postgres()
     results = _wait(procs, timeout=600)
     assert [code for code, _ in results] == [0, 0, 0], results
     # Workers reconnect (pool pre-ping) or retry with backoff; either way no secret is logged.
     logs = "\n".join(text for _, text in results)
     assert "optuna-ci" not in logs
+    _assert_settled(optuna.load_study(storage=url, study_name=name), budget)
+
+
+def test_single_worker_settles_its_trial_after_database_restart(curves, tmp_path) -> None:
+    url = _postgres_url(tmp_path)
+    name, budget = f"restart1-{uuid.uuid4().hex[:6]}", 6
+    # No pruner: every trial runs its 27 epochs (2.7 s), so the restart lands mid-trial, in
+    # the last trial of the budget, with no other worker left to fail it.
+    args = ("--pruner", "none", "--heartbeat-interval", "1", "--grace-period", "3")
+    proc = _worker(curves, url, name, budget, *args, "--epoch-seconds", "0.1")
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline and proc.poll() is None, "the last trial never ran"
+        with contextlib.suppress(KeyError):
+            running = optuna.load_study(storage=url, study_name=name).get_trials(
+                states=(TrialState.RUNNING,)
+            )
+            if running and running[0].number == budget - 1 and running[0].last_step:
+                break
+        time.sleep(0.1)
+    _restart_postgres()
+    [(code, logs)] = _wait([proc], timeout=300)
+    assert code == 0, logs
     study = optuna.load_study(storage=url, study_name=name)
-    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
-    for t in study.get_trials(states=(TrialState.COMPLETE,)):
-        # Never half-written: a complete trial has its value and its whole curve.
-        assert t.value == t.intermediate_values[R]
-        assert sorted(t.intermediate_values) == list(range(1, R + 1))
+    _assert_settled(study, budget)
+    assert "interrupted by a storage error, failed and queued again" in logs
+    [failed] = study.get_trials(states=(TrialState.FAIL,))
+    assert failed.number == budget - 1
+    [retried] = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number]
+    assert retried.state == TrialState.COMPLETE
+    assert retried.user_attrs["config"] == failed.user_attrs["config"]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_last_worker_fails_trials_left_running(kind, curves, tmp_path) -> None:
+    url, name, budget = _url(kind, tmp_path), f"orphans-{uuid.uuid4().hex[:6]}", 8
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=3)
+    study = optuna.create_study(storage=storage, study_name=name)
+    # A trial created by an ask that a dropped connection cut short: RUNNING, no parameters,
+    # no heartbeat row, so Optuna's stale-trial check never sees it. And a trial whose worker
+    # was killed after its first heartbeat.
+    no_beat = study.ask()
+    killed = study.ask()
+    storage.record_heartbeat(killed._trial_id)
+    proc = _worker(curves, url, name, budget, "--heartbeat-interval", "1", "--grace-period", "3")
+    [(code, logs)] = _wait([proc], timeout=300)
+    assert code == 0, logs
+    study = optuna.load_study(storage=url, study_name=name)
+    _assert_settled(study, budget)
+    failed = {t.number for t in study.get_trials(states=(TrialState.FAIL,))}
+    assert failed == {no_beat.number, killed.number}
+    retried = [t.system_attrs.get("failed_trial") for t in study.trials]
+    assert sorted(n for n in retried if n is not None) == sorted(failed)
+    assert "no heartbeat for" in logs
+
+
+def test_worker_gives_up_on_unreachable_storage_in_one_line(curves, tmp_path) -> None:
+    password = "s3cret-" + uuid.uuid4().hex[:6]
+    url = f"postgresql+psycopg://optuna:{password}@127.0.0.1:{_free_port()}/optuna_qsvr"
+    started = time.monotonic()
+    proc = _worker(curves, url, "nowhere", 5, "--max-outage", "4")
+    [(code, logs)] = _wait([proc], timeout=120)
+    assert code == 2, logs
+    assert 4 <= time.monotonic() - started < 60  # retried for --max-outage, then stopped
+    assert "Traceback" not in logs and password not in logs
+    last = logs.strip().splitlines()[-1]
+    assert "storage unreachable for 4 s, giving up" in last
+    assert "optuna:***@127.0.0.1" in last
+    assert logs.count("retrying in") >= 2
+
+
+def test_worker_waits_for_a_storage_that_comes_up(curves, tmp_path) -> None:
+    real = _url("postgresql", tmp_path)
+    port = _free_port()
+    url = real.replace("@127.0.0.1:5432/", f"@127.0.0.1:{port}/")
+    assert url != real
+    name = f"late-{uuid.uuid4().hex[:6]}"
+    proc = _worker(curves, url, name, 5, "--pruner", "none", "--max-outage", "120")
+    # The database answers on that port only after 8 s, as one still starting would.
+    time.sleep(8)
+    assert proc.poll() is None, proc.communicate()
+    with _forward(port, 5432):
+        [(code, logs)] = _wait([proc], timeout=120)
+    assert code == 0, logs
+    assert "retrying in" in logs and "optuna-ci" not in logs
+    study = optuna.load_study(storage=real, study_name=name)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 5
+
+
+def test_workers_skip_malformed_records(curves, tmp_path) -> None:
+    url, name, budget = _url("sqlite", tmp_path), f"bad-{uuid.uuid4().hex[:6]}", 40
+    study = optuna.create_study(storage=url, study_name=name)
+    bad = ["a string", None, {"decision": "kept"}, {"v": 1, "rung": 0, "step": 2}]
+    # Rung-mates of every bracket, finished by earlier workers, with malformed records at
+    # every rung; and queued trials that carry one themselves.
+    for i in range(16):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=1.0 / (i + 2),
+                intermediate_values={s: 1.0 / (i + 2) + 1.0 / s for s in range(1, R + 1)},
+                system_attrs={
+                    "swift:decision:0": bad[i % 4],
+                    "swift:decision:1": bad[(i + 1) % 4],
+                    "swift:promotion:0": bad[(i + 2) % 4],
+                },
+            )
+        )
+    for i in range(4):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                system_attrs={f"swift:decision:{i % 2}": bad[i], "swift:promotion:1": bad[i]},
+            )
+        )
+    procs = [_worker(curves, url, name, budget, "--seed", str(i)) for i in range(3)]
+    results = _wait(procs, timeout=600)
+    assert [code for code, _ in results] == [0, 0, 0], results
+    logs = "\n".join(text for _, text in results)
+    assert "malformed record skipped" in logs
+    study = optuna.load_study(storage=url, study_name=name)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    new = study.trials[16:]
+    assert len(new) >= budget - 16
+    # The workers' own records are well-formed, and decisions went on past the bad ones.
+    written = [v for t in new for k, v in t.system_attrs.items() if k.startswith(DECISION)]
+    assert any(isinstance(v, dict) and v.get("forecast") is not None for v in written)
 
 
 def test_unreachable_qpu_falls_back_and_leaks_no_secret(curves, tmp_path) -> None:
@@ -260,15 +450,10 @@ def test_unreachable_qpu_falls_back_and_leaks_no_secret(curves, tmp_path) -> Non
     assert [code for code, _ in results] == [0, 0], results
     study = optuna.load_study(storage=url, study_name=name)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
-    reasons = [
-        v.get("reason", "")
-        for t in study.trials
-        for k, v in t.system_attrs.items()
-        if k.startswith(DECISION) and v["decision"] == "no-forecast"
-    ]
-    assert any("fit failed" in r for r in reasons), reasons
+    logs = "\n".join(text for _, text in results)
+    assert "predictor fit failed, ASHA decides" in logs
     everything = (
-        "\n".join(text for _, text in results)
+        logs
         + repr(study._storage.get_study_system_attrs(study._study_id))
         + repr([(t.system_attrs, t.user_attrs) for t in study.trials])
     )

@@ -1,4 +1,4 @@
-"""Benchmark results: statistics over seeds, the terminal table, the plot and the JSON."""
+"""Benchmark results in words and numbers: the terminal tables and the JSON."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from optuna_qsvr.benchmark._stats import (
+    Estimate,
+    dominated_by,
+    method_figures,
+    reference_method,
+)
+
 if TYPE_CHECKING:
     from optuna_qsvr.benchmark._table import CurveTable
-
-# Epochs are reported relative to this method when it is part of the run.
-REFERENCE_METHOD = "hyperband"
 
 
 def _quartiles(values: Sequence[float | None]) -> tuple[float, float, float] | None:
@@ -24,21 +28,12 @@ def _quartiles(values: Sequence[float | None]) -> tuple[float, float, float] | N
     return float(median), float(q1), float(q3)
 
 
-def _fmt(values: Sequence[float | None], spec: str) -> str:
-    stats = _quartiles(values)
-    if stats is None:
-        return "-"
-    median, q1, q3 = stats
-    missing = sum(v is None for v in values)
-    text = f"{median:{spec}} [{q1:{spec}}–{q3:{spec}}]"
-    # A seed where no trial completed has no best value; say how many, never hide them.
-    return text + (f" ({missing} none)" if missing else "")
-
-
 def summarize(results: Mapping[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Per method, ``(median, first quartile, third quartile)`` of each measure over seeds.
 
-    A measure that no seed has (the best final value where no trial completed) is ``None``.
+    The quartile summary of earlier versions, kept for scripts; :func:`method_figures` gives
+    the means and bootstrap intervals the tables show. A measure that no seed has (the best
+    final value where no trial completed) is ``None``.
 
     Args:
         results:
@@ -61,10 +56,57 @@ def summarize(results: Mapping[str, list[dict[str, Any]]]) -> dict[str, dict[str
     return summary
 
 
+def _num(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def _cell(estimate: Estimate, kind: str = "num") -> str:
+    """The value, and below it its interval, dimmed; ``-`` when no seed has the figure."""
+    if estimate.n == 0 or not math.isfinite(estimate.value):
+        return "-"
+    if kind == "pct":
+        value = f"{100 * estimate.value:.0f}%"
+        interval = f"{100 * estimate.low:.0f}–{100 * estimate.high:.0f}%"
+    else:
+        fmt = (lambda v: f"{v:.2f}") if kind == "ratio" else _num
+        value, interval = fmt(estimate.value), f"{fmt(estimate.low)}–{fmt(estimate.high)}"
+    if estimate.low == estimate.high:
+        return value
+    return f"{value}\n[dim]{interval}[/dim]"
+
+
+# The per-seed lists of a method's JSON entry, in order; "seeds" is written beside them.
+_PER_SEED = (
+    "epochs",
+    "best_final",
+    "regret",
+    "found_best",
+    "top1",
+    "n_pruned",
+    "n_complete",
+    "n_cut",
+    "n_trials",
+    "n_fits",
+    "fit_seconds",
+    "annealer_calls",
+    "wall_seconds",
+    "makespan",
+    "trajectory",
+)
+
+
 def render_table(
     results: Mapping[str, list[dict[str, Any]]], table: CurveTable, direction: str, **header: Any
 ) -> Any:
-    """A :class:`rich.table.Table` with one row per method: median [IQR] over seeds.
+    """The results as two :mod:`rich` tables that fit 80 columns: compute, then result.
+
+    Each cell is the figure over seeds (the mean, or the median where the column says so)
+    with its 95% bootstrap interval below it (see :func:`method_figures`). The result table
+    names, per method, the methods that dominate it (:func:`dominated_by`).
 
     Args:
         results:
@@ -74,120 +116,96 @@ def render_table(
         direction:
             ``"minimize"`` or ``"maximize"``.
         header:
-            More ``name value`` pairs for the title (workers, trials, eta).
+            More ``name value`` pairs for the title (workers, trials, eta, ...); ``time_unit``
+            names the makespan's unit (default ``"epoch units"``).
+
+    Returns:
+        A :class:`rich.console.Group`.
     """
+    from rich import box
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
-    summary = summarize(results)
-    reference = next((m for m in (REFERENCE_METHOD, "none") if m in summary), None)
-    ref_epochs = summary[reference]["epochs"][0] if reference else None
+    figures = method_figures(results, worst_regret(table, direction))
+    dominated = dominated_by(figures)
+    reference = reference_method(list(results))
     n_seeds = max((len(runs) for runs in results.values()), default=0)
-    out = Table(
-        title=(
-            f"{os.path.basename(table.source)}: {len(table)} configs, {table.max_step} epochs, "
-            f"{direction}, best final {table.best_final(direction):.5g}; median [IQR] over "
-            f"{n_seeds} seeds" + "".join(f", {k} {v}" for k, v in header.items())
-        ),
+    header = dict(header)
+    unit = header.pop("time_unit", "epoch units")
+    described = ", ".join(f"{k} {v}" for k, v in header.items())
+    title = (
+        f"{os.path.basename(table.source)}: {len(table)} configs x {table.max_step} epochs, "
+        f"{direction}, best final {table.best_final(direction):.5g}; {n_seeds} seeds"
+        + (f", {described}" if described else "")
     )
-    out.add_column("method")
-    for column in (
-        "epochs",
-        f"vs {reference}" if reference else "vs -",
-        "best final",
-        "regret",
-        "pruned",
-    ):
-        out.add_column(column, justify="right")
-    for column in ("fits", "fit s", "wall s"):
-        out.add_column(column, justify="right")
-    for method, runs in results.items():
-        epochs = summary[method]["epochs"]
-        relative = f"x{epochs[0] / ref_epochs:.2f}" if ref_epochs else "-"
-        out.add_row(
+    style: dict[str, Any] = {"box": box.SIMPLE_HEAD, "title_justify": "left"}
+    compute = Table(title="compute", **style)
+    compute.add_column("method", no_wrap=True)
+    compute.add_column("epochs", justify="right")
+    compute.add_column(f"x {reference}" if reference else "x ref", justify="right")
+    compute.add_column(f"makespan\n({unit})", justify="right")
+    compute.add_column("pruned", justify="right")
+    calls = any(f["annealer_calls"].value > 0 for f in figures.values())
+    if calls:
+        compute.add_column("annealer\ncalls", justify="right")
+    result = Table(title="result", **style)
+    result.add_column("method", no_wrap=True)
+    result.add_column("regret\nmean", justify="right")
+    result.add_column("regret\nmedian", justify="right")
+    result.add_column("P(best)", justify="right")
+    result.add_column("P(top\n1%)", justify="right")
+    result.add_column("dominated by", overflow="fold", min_width=12)
+    for method, f in figures.items():
+        row = [method, _cell(f["epochs"]), _cell(f["ratio"], "ratio"), _cell(f["makespan"])]
+        row.append(_num(f["n_pruned"].value))
+        if calls:
+            row.append(_cell(f["annealer_calls"]))
+        compute.add_row(*row)
+        missing = sum(r["regret"] is None for r in results[method])
+        regret = _cell(f["regret_mean"]) + (f"\n[dim]({missing} none)[/dim]" if missing else "")
+        result.add_row(
             method,
-            _fmt([r["epochs"] for r in runs], ".0f"),
-            relative,
-            _fmt([r["best_final"] for r in runs], ".4g"),
-            _fmt([r["regret"] for r in runs], ".3g"),
-            _fmt([r["n_pruned"] for r in runs], ".0f"),
-            _fmt([r["n_fits"] for r in runs], ".0f"),
-            _fmt([r["fit_seconds"] for r in runs], ".2f"),
-            _fmt([r["wall_seconds"] for r in runs], ".2f"),
+            regret,
+            _cell(f["regret_median"]),
+            _cell(f["p_best"], "pct"),
+            _cell(f["p_top1"], "pct"),
+            ", ".join(dominated[method]) or "-",
         )
-    return out
+    note = Text.from_markup(
+        "[dim]Mean over seeds (regret median: median), 95% bootstrap interval below. Regret: "
+        "distance of the best fully trained trial to the table's best; a seed with none counts "
+        "at the table's worst. Dominated by: at least as good on mean epochs and mean regret, "
+        "and better on one beyond the intervals (the oracle, a bound, is never listed).[/dim]"
+    )
+    return Group(Text(title, style="bold"), compute, result, note)
 
 
-def median_trajectory(
-    runs: Sequence[Mapping[str, Any]], direction: str, grid: Sequence[int]
-) -> list[float]:
-    """Median over seeds of the best final value reached within each epoch budget of ``grid``.
-
-    A seed that has not completed a trial yet counts as the worst value, so the median is
-    undefined (NaN) until at least half of the seeds have one. After a seed's run ends its
-    best value stays.
-
-    Args:
-        runs:
-            One method's :func:`run_one` results, one per seed.
-        direction:
-            ``"minimize"`` or ``"maximize"``.
-        grid:
-            Epoch budgets, ascending.
-    """
-    worst = math.inf if direction == "minimize" else -math.inf
-    curves = np.full((len(runs), len(grid)), worst)
-    budget = np.asarray(grid)
-    for i, run in enumerate(runs):
-        for spent, best in run["trajectory"]:
-            curves[i, budget >= spent] = best
-    # An infinite median means half the seeds or more have no completed trial yet.
-    median = np.median(curves, axis=0)
-    return [float(v) if math.isfinite(v) else math.nan for v in median]
-
-
-def plot(
-    results: Mapping[str, list[dict[str, Any]]],
-    table: CurveTable,
-    direction: str,
-    path: str,
-) -> None:
-    """Save the median best final value against epochs spent, one line per method (PNG).
-
-    Needs matplotlib.
+def time_breakdown(results: Mapping[str, list[dict[str, Any]]]) -> str:
+    """One line: where the processes' time went, by method, and the predictors' fit share.
 
     Args:
         results:
-            Per method, the :func:`run_one` results by seed, as :func:`run_benchmark` returns.
-        table:
-            The replayed table; its best final value is drawn as a reference line.
-        direction:
-            ``"minimize"`` or ``"maximize"``.
-        path:
-            The image file.
+            Per method, the :func:`run_one` results by seed.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, runs in results.items():
-        end = max(r["epochs"] for r in runs)
-        grid = np.unique(np.geomspace(1, max(end, 1), 400).astype(int))
-        ax.step(grid, median_trajectory(runs, direction, grid), where="post", label=method)
-    ax.axhline(
-        table.best_final(direction), color="grey", linestyle="--", linewidth=1, label="table best"
+    spent = {m: sum(r["wall_seconds"] for r in runs) for m, runs in results.items()}
+    fits = sum(r["fit_seconds"] for runs in results.values() for r in runs)
+    total = sum(spent.values()) or 1.0
+    parts = [
+        f"{m} {100 * t / total:.0f}%"
+        for m, t in sorted(spent.items(), key=lambda kv: -kv[1])
+        if t / total >= 0.01
+    ]
+    return (
+        f"replay time {total:.1f} s summed over processes: {', '.join(parts)}; "
+        f"predictor fits {100 * fits / total:.0f}% of it"
     )
-    ax.set_xscale("log")
-    ax.set_xlabel("epochs spent (all workers)")
-    ax.set_ylabel(f"best final value ({direction})")
-    ax.set_title(
-        f"{os.path.basename(table.source)}: median over {len(next(iter(results.values())))} seeds"
-    )
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+
+
+def worst_regret(table: CurveTable, direction: str) -> float:
+    """The regret of the table's worst configuration, which a seed without result counts at."""
+    finals = list(table.finals.values())
+    return float(max(finals) - min(finals))
 
 
 def to_json(
@@ -195,37 +213,64 @@ def to_json(
 ) -> dict[str, dict[str, Any]]:
     """Per method name ``{"epochs": [...], "best_final": [...], ...}``, one entry per seed.
 
+    Besides the per-seed lists (``epochs``, ``best_final``, ``regret``, ``found_best``,
+    ``top1``, ``makespan``, ``annealer_calls``, ...), every entry holds ``figures`` (each
+    figure of :func:`method_figures` as ``{value, low, high, n}``, ``null`` where no seed has
+    it), ``dominated_by``, the table's description and the run's options.
+
     Args:
         results:
             Per method, the :func:`run_one` results by seed, as :func:`run_benchmark` returns.
         table:
             The replayed table, recorded by its source, best final value and last step.
         options:
-            The run's settings, copied into every method's entry.
+            The run's settings (``direction`` at least), copied into every method's entry.
     """
+    direction = options["direction"]
+    figures = method_figures(results, worst_regret(table, direction))
+    dominated = dominated_by(figures)
     out: dict[str, dict[str, Any]] = {}
     for method, runs in results.items():
-        entry: dict[str, Any] = {
-            key: [r[key] for r in runs]
-            for key in (
-                "epochs",
-                "best_final",
-                "seed",
-                "regret",
-                "n_pruned",
-                "n_complete",
-                "n_trials",
-                "n_fits",
-                "fit_seconds",
-                "wall_seconds",
-                "makespan",
-                "trajectory",
-            )
+        entry: dict[str, Any] = {key: [r.get(key) for r in runs] for key in _PER_SEED}
+        entry["seeds"] = [r["seed"] for r in runs]
+        entry["figures"] = {
+            name: {k: _finite(v) for k, v in est.to_dict().items()}
+            for name, est in figures[method].items()
         }
-        entry["seeds"] = entry.pop("seed")
+        entry["dominated_by"] = dominated[method]
         entry["table"] = table.source
-        entry["table_best"] = table.best_final(options["direction"])
+        entry["table_best"] = table.best_final(direction)
+        entry["table_worst_regret"] = worst_regret(table, direction)
         entry["max_step"] = table.max_step
+        clash = sorted(set(options) & set(entry))
+        if clash:
+            raise ValueError(f"options {clash} would overwrite the per-seed lists")
         entry.update(options)
         out[method] = entry
     return out
+
+
+def from_json(report: Mapping[str, Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The per-method, per-seed results back from :func:`to_json`'s output.
+
+    Figures and dominance are recomputed from the per-seed lists, so reports of the same
+    table, seeds and settings can be merged and summarised together.
+
+    Args:
+        report:
+            A mapping as :func:`to_json` returns it (or the JSON file it was written to).
+    """
+    results: dict[str, list[dict[str, Any]]] = {}
+    for method, entry in report.items():
+        lists = {k: v for k, v in entry.items() if k in _PER_SEED}
+        seeds = entry["seeds"]
+        results[method] = [
+            {"method": method, "seed": seed, **{k: v[i] for k, v in lists.items()}}
+            for i, seed in enumerate(seeds)
+        ]
+    return results
+
+
+def _finite(value: float) -> float | None:
+    # Strict JSON has no NaN: a figure no seed has is null.
+    return value if math.isfinite(value) else None

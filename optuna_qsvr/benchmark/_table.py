@@ -6,6 +6,7 @@ import csv
 import gzip
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,49 @@ from optuna.study import StudyDirection
 
 REQUIRED_COLUMNS = ("config", "step", "value")
 PARAM_PREFIX = "param_"
+# Optional columns: seconds per epoch, and the name of the metric in ``value``.
+TIME_COLUMN = "time"
+METRIC_COLUMN = "metric"
+# Words in a metric's name that say which way is better (see infer_direction).
+_MINIMIZE_WORDS = frozenset(
+    {
+        "loss",
+        "error",
+        "err",
+        "mse",
+        "rmse",
+        "mae",
+        "nll",
+        "perplexity",
+        "ppl",
+        "entropy",
+        "crossentropy",
+        "regret",
+        "cost",
+        "wer",
+        "cer",
+    }
+)
+_MAXIMIZE_WORDS = frozenset(
+    {
+        "accuracy",
+        "acc",
+        "auc",
+        "auroc",
+        "f1",
+        "precision",
+        "recall",
+        "r2",
+        "score",
+        "iou",
+        "map",
+        "bleu",
+        "rouge",
+        "reward",
+        "return",
+        "fitness",
+    }
+)
 # Values spanning more than this factor are suggested on a log scale.
 _LOG_SPAN = 100.0
 # Shipped as package data (pyproject.toml), next to this module in the wheel and the checkout.
@@ -81,6 +125,12 @@ class CurveTable:
     ``value``           the metric reported at that epoch (finite number)
     ``param_<name>``    one column per hyperparameter; the same value on every row of a config,
                         empty when the hyperparameter does not apply to that config
+    ``time``            optional: seconds one epoch of the config takes up to this step (a
+                        positive number; the recorded tables write the config's mean on every
+                        row); the replay's simulated workers use it (see :func:`epoch_clock`)
+    ``metric``          optional: the name of the metric in ``value`` (``val_loss``,
+                        ``accuracy``), the same on every row; it lets the benchmark infer the
+                        direction and reject one that contradicts the name
     ==================  ==========================================================================
 
     Other columns are ignored. The table's last epoch ``max_step`` is the largest ``step``; a
@@ -106,11 +156,15 @@ class CurveTable:
             The table's column names in order.
         source:
             Where the table came from, for messages.
+        metric:
+            The name of the metric in ``value``, when the rows have no ``metric`` column
+            (a reader of another format knows it).
 
     Raises:
         CurveTableError: A required column is missing, a step is not a positive integer, a
-            value is not finite, a ``(config, step)`` pair repeats, or a hyperparameter
-            changes between rows of one configuration.
+            value is not finite, a ``(config, step)`` pair repeats, a hyperparameter changes
+            between rows of one configuration, a ``time`` is not a positive number, or the
+            ``metric`` differs between rows.
     """
 
     def __init__(
@@ -119,8 +173,11 @@ class CurveTable:
         columns: Sequence[str],
         *,
         source: str = "<rows>",
+        metric: str | None = None,
     ) -> None:
         self.source = source
+        has_time = TIME_COLUMN in columns
+        has_metric = METRIC_COLUMN in columns
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise CurveTableError(
@@ -135,6 +192,8 @@ class CurveTable:
         self.param_names: tuple[str, ...] = tuple(c[len(PARAM_PREFIX) :] for c in param_columns)
 
         points: dict[str, dict[int, float]] = {}
+        seconds: dict[str, dict[int, float]] = {}
+        metric_at: tuple[str, str] | None = None
         raw_params: dict[str, dict[str, str]] = {}
         first_seen: dict[str, str] = {}
         n_rows = 0
@@ -162,6 +221,24 @@ class CurveTable:
                     f"{source}: {where}: config {config!r} has step {step} twice"
                 )
             curve[step] = value
+            if has_time:
+                time_text = _cell(row, TIME_COLUMN)
+                duration = _parse_float(time_text)
+                if duration is None or not math.isfinite(duration) or duration <= 0:
+                    raise CurveTableError(
+                        f"{source}: {where}, column {TIME_COLUMN!r}: {time_text!r} is not a "
+                        "positive number of seconds per epoch"
+                    )
+                seconds.setdefault(config, {})[step] = duration
+            if has_metric:
+                name = _cell(row, METRIC_COLUMN)
+                if metric_at is None:
+                    metric_at = (name, where)
+                elif name != metric_at[0]:
+                    raise CurveTableError(
+                        f"{source}: {where}, column {METRIC_COLUMN!r}: {name!r} here but "
+                        f"{metric_at[0]!r} at {metric_at[1]}; one table holds one metric"
+                    )
             params = raw_params.setdefault(config, {})
             if config not in first_seen:
                 first_seen[config] = where
@@ -197,6 +274,13 @@ class CurveTable:
             values = np.array([points[config][s] for s in steps], dtype=float)
             self._curves[config] = (steps, values)
         self.finals: dict[str, float] = {c: points[c][self.max_step] for c in complete}
+        self._seconds: dict[str, np.ndarray] | None = None
+        if has_time:
+            self._seconds = {
+                c: np.array([seconds[c][s] for s in self._curves[c][0]]) for c in complete
+            }
+        #: The name of the metric in ``value``, or ``None`` when the table does not say.
+        self.metric: str | None = (metric_at[0] or None) if metric_at is not None else metric
         self._distributions, self._params = _infer_params(
             self.param_names, {c: raw_params[c] for c in complete}
         )
@@ -232,7 +316,13 @@ class CurveTable:
             return cls(rows(), header, source=path)
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, Any]], *, source: str = "<rows>") -> CurveTable:
+    def from_rows(
+        cls,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        source: str = "<rows>",
+        metric: str | None = None,
+    ) -> CurveTable:
         """Build a table from mappings of column name to value, one per ``(config, step)``.
 
         Args:
@@ -240,9 +330,16 @@ class CurveTable:
                 The rows; all have the columns of the first.
             source:
                 Where the rows came from, for messages.
+            metric:
+                The name of the metric in ``value`` (when the rows have no ``metric``).
         """
         columns = list(rows[0]) if rows else list(REQUIRED_COLUMNS)
-        return cls(((f"row {i}", row) for i, row in enumerate(rows)), columns, source=source)
+        return cls(
+            ((f"row {i}", row) for i, row in enumerate(rows)),
+            columns,
+            source=source,
+            metric=metric,
+        )
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -261,6 +358,15 @@ class CurveTable:
         """The recorded values of ``config``, aligned with :meth:`steps`."""
         return self._curves[config][1]
 
+    @property
+    def has_times(self) -> bool:
+        """Whether the table records epoch times (a ``time`` column)."""
+        return self._seconds is not None
+
+    def seconds_per_epoch(self, config: str) -> np.ndarray | None:
+        """Seconds per epoch of ``config`` at each of its :meth:`steps`, or ``None``."""
+        return None if self._seconds is None else self._seconds[config]
+
     def params(self, config: str) -> dict[str, Any]:
         """The hyperparameters of ``config`` that apply to it, as Optuna would suggest them."""
         return dict(self._params[config])
@@ -273,6 +379,71 @@ class CurveTable:
     def distributions(self) -> dict[str, BaseDistribution]:
         """Optuna distributions covering every configuration's hyperparameters."""
         return dict(self._distributions)
+
+    def check_replayable(self, direction: str, n_trials: int | None = None) -> None:
+        """Raise :class:`CurveTableError` unless a benchmark can compare pruners on the table.
+
+        :meth:`load` accepts more than a fair comparison does: the benchmark needs every
+        configuration to reach the last step (otherwise the exclusion changes what the
+        methods are compared on), at least two steps per configuration (a pruner decides
+        before the last), ``n_trials`` distinct configurations, and a direction that agrees
+        with :attr:`metric`'s name (see :func:`infer_direction`).
+
+        Args:
+            direction:
+                ``"minimize"`` or ``"maximize"``.
+            n_trials:
+                Trials per study, each a different configuration.
+        """
+        if self.excluded:
+            shown = ", ".join(map(repr, self.excluded[:3]))
+            more = ", ..." if len(self.excluded) > 3 else ""
+            raise CurveTableError(
+                f"{self.source}: ragged curves: {len(self.excluded)} of "
+                f"{len(self.excluded) + len(self)} configurations end before the last step "
+                f"{self.max_step} ({shown}{more}); drop or complete them"
+            )
+        short = [c for c in self.configs if len(self.steps(c)) < 2]
+        if short:
+            raise CurveTableError(
+                f"{self.source}: configuration {short[0]!r} has a single step "
+                f"({int(self.steps(short[0])[0])}); pruning needs at least two steps per curve"
+            )
+        if n_trials is not None and n_trials > len(self):
+            raise CurveTableError(
+                f"{self.source}: {n_trials} trials asked for but the table has only "
+                f"{len(self)} configurations; pass --n-trials {len(self)} or fewer"
+            )
+        implied = infer_direction(self.metric)
+        if implied is not None and implied != _direction(direction):
+            raise CurveTableError(
+                f"{self.source}: direction {direction!r} contradicts the metric "
+                f"{self.metric!r}, which is better when it is "
+                f"{'lower' if implied == 'minimize' else 'higher'}; pass --direction {implied}"
+            )
+
+
+def infer_direction(metric: str | None) -> str | None:
+    """The direction a metric's name implies, or ``None`` when it says nothing clear.
+
+    The name is split into lowercase words at any non-alphanumeric character
+    (``"Train/val_balanced_accuracy"`` gives ``train, val, balanced, accuracy``). Words such
+    as ``loss``, ``error``, ``mse``, ``rmse``, ``mae``, ``nll``, ``perplexity``,
+    ``entropy`` mean ``"minimize"``; ``accuracy``, ``acc``, ``auc``, ``f1``,
+    ``precision``, ``recall``, ``r2``, ``score``, ``iou``, ``bleu``, ``reward`` mean
+    ``"maximize"``. A name with words of both kinds, or of neither, gives ``None``.
+
+    Args:
+        metric:
+            The metric's name, or ``None``.
+    """
+    if not metric:
+        return None
+    words = set(re.split(r"[^0-9a-z]+", metric.lower()))
+    lower, higher = bool(words & _MINIMIZE_WORDS), bool(words & _MAXIMIZE_WORDS)
+    if lower == higher:
+        return None
+    return "minimize" if lower else "maximize"
 
 
 def _cell(row: Mapping[str, Any], column: str) -> str:

@@ -147,6 +147,23 @@ class BasePredictor(abc.ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the forecast and its standard error (``NaN`` when unknown), one per row."""
 
+    def prob_below(
+        self, curves: np.ndarray, thresholds: np.ndarray, params: Params | None = None
+    ) -> np.ndarray:
+        """``P(target <= threshold)`` per row, under the predictor's calibrated error.
+
+        The default treats the error as normal with :meth:`predict`'s standard error and
+        returns ``NaN`` where that is unknown; a predictor with a better error model (the
+        kernel predictors' out-of-fold residuals) overrides it. The pruner prunes on it only
+        when it is finite.
+        """
+        from scipy.special import ndtr
+
+        mean, std = self.predict(curves, params)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = ndtr((np.asarray(thresholds, dtype=float) - mean) / std)
+        return np.where(np.isfinite(std) & (std > 0), p, np.nan)
+
     @abc.abstractmethod
     def to_json(self) -> str:
         """Serialise the fitted predictor; data only, never code."""

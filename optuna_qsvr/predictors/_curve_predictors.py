@@ -129,6 +129,7 @@ class _KernelCurvePredictor(BasePredictor):
         est = self._make_estimator().fit(Xs, ys)
         calls = self._annealer_calls(est)
         sigma = math.nan
+        residuals = None
         if self.cv:
             folds = KFold(min(self.cv, len(ys)), shuffle=True, random_state=self.random_state)
             scores = cross_validate(
@@ -147,6 +148,12 @@ class _KernelCurvePredictor(BasePredictor):
             mse = float(np.sum(-scores["test_score"] * n_test) / n_test.sum())
             sigma = math.sqrt(mse) / float(y_scaler.scale_[0])
             calls += sum(self._annealer_calls(e) for e in scores["estimator"])
+            # Out-of-fold residuals in the target's units: the predictor's calibrated error
+            # distribution (cross-conformal), which prob_below uses instead of a normal.
+            oof = np.empty(len(ys))
+            for fold, test in zip(scores["estimator"], scores["indices"]["test"], strict=True):
+                oof[test] = fold.predict(Xs[test])
+            residuals = np.sort((ys - oof) / float(y_scaler.scale_[0]))
         self._fitted = {
             "kinds": list(kinds),
             "residual": self.residual,
@@ -159,6 +166,7 @@ class _KernelCurvePredictor(BasePredictor):
             "intercept": float(np.ravel(est.intercept_)[0]),
             "gamma": float(self._fitted_gamma(est)),
             "sigma": sigma,
+            "residuals": residuals,
             "info": {
                 "n_train": len(ys),
                 "fit_seconds": time.perf_counter() - start,
@@ -191,6 +199,19 @@ class _KernelCurvePredictor(BasePredictor):
         if f["residual"]:
             mean = mean + _last_values(curves)
         return mean, np.full(mean.shape, f["sigma"])
+
+    def prob_below(
+        self, curves: np.ndarray, thresholds: np.ndarray, params: Params | None = None
+    ) -> np.ndarray:
+        """``P(target <= threshold)`` per row from the out-of-fold residuals (cross-conformal):
+        ``(1 + #{r : forecast + r <= threshold}) / (n + 1)``, which leans towards "may beat
+        it", the safe side for pruning. Without residuals (``cv=0``), the normal default."""
+        residuals = self._require_fitted()["residuals"]
+        if residuals is None:
+            return super().prob_below(curves, thresholds, params)
+        mean, _ = self.predict(curves, params)
+        below = np.searchsorted(residuals, np.asarray(thresholds, dtype=float) - mean, "right")
+        return (below + 1.0) / (len(residuals) + 1.0)
 
     @property
     def fit_info_(self) -> FitInfo:
@@ -229,6 +250,8 @@ class _KernelCurvePredictor(BasePredictor):
             "sigma": None if math.isnan(f["sigma"]) else f["sigma"],
             "info": f["info"],
         }
+        if f["residuals"] is not None:  # absent, as in 0.1's records, when cv=0
+            doc["residuals"] = f["residuals"].tolist()
         return json.dumps(doc, allow_nan=False, separators=(",", ":"))
 
     @classmethod
@@ -452,6 +475,11 @@ def _build(cls: type[_KernelCurvePredictor], doc: dict[str, Any]) -> _KernelCurv
     if gamma <= 0:
         raise ModelFormatError(f"gamma must be positive, got {gamma}")
     sigma = math.nan if doc["sigma"] is None else _number(doc["sigma"], "sigma")
+    # Version 0.1 records have no residuals: they forecast with the normal error.
+    raw = doc.get("residuals")
+    if raw is not None and (not isinstance(raw, list) or len(raw) > _MAX_SUPPORT):
+        raise ModelFormatError("residuals must be a list of bounded size")
+    residuals = None if raw is None else np.sort(_array(raw, "residuals", (len(raw),)))
     if not isinstance(doc["residual"], bool):
         raise ModelFormatError(f"residual must be true or false, got {doc['residual']!r}")
     info = doc["info"]
@@ -479,6 +507,7 @@ def _build(cls: type[_KernelCurvePredictor], doc: dict[str, Any]) -> _KernelCurv
         "intercept": _number(doc["intercept"], "intercept"),
         "gamma": gamma,
         "sigma": sigma,
+        "residuals": residuals,
         "info": info,
         "fit_info": _fit_info(info, sigma),
     }

@@ -30,13 +30,23 @@ def curve(trial: optuna.trial.FrozenTrial, last_step: int, sign: float) -> np.nd
     """The values at steps ``1..last_step`` (times ``sign``), ``NaN`` where none was reported.
 
     Raises:
-        ValueError: no finite value was reported in those steps.
+        ValueError: no finite value was reported in those steps; the message says whether
+            none was reported (and the first step that was) or all were NaN or infinite.
     """
     values = trial.intermediate_values
     out = np.array([sign * float(values.get(s, math.nan)) for s in range(1, last_step + 1)])
     out[~np.isfinite(out)] = math.nan
     if np.isnan(out).all():
-        raise ValueError(f"no finite value reported in steps 1..{last_step}")
+        reported = [s for s in range(1, last_step + 1) if s in values]
+        if reported:
+            raise ValueError(
+                f"its {len(reported)} values in steps 1..{last_step} are all NaN or infinite"
+            )
+        first = f"its first step is {min(values)}" if values else "it reported no step"
+        raise ValueError(
+            f"no step in 1..{last_step} was reported ({first}): a forecast needs the "
+            "curve's start; report steps from 1 in increasing order"
+        )
     return out
 
 

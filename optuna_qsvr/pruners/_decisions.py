@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
     from optuna_qsvr.pruners._options import SwiftOptions
 
-GetPredictor = Callable[[str, "list[FrozenTrial]"], "tuple[BasePredictor | None, str]"]
+# get_predictor(pool, decision_step, target): the shared predictor of that key, fitted on
+# ``pool`` if needed, or None and why there is none.
+GetPredictor = Callable[["list[FrozenTrial]", int, int], "tuple[BasePredictor | None, str]"]
 
 
 @dataclass(frozen=True)
@@ -44,21 +46,33 @@ class RungView:
     peers: list[FrozenTrial]
 
 
-def promotion_record(view: RungView, reduction_factor: int) -> dict[str, Any]:
-    """ASHA at ``r_i``: promoted when within the top ``1/eta`` of the bracket's rung."""
+def promotion_record(
+    view: RungView,
+    reduction_factor: int,
+    rescue: Callable[[], tuple[bool, str] | None] | None = None,
+    *,
+    stopped_rank_last: bool = False,
+) -> dict[str, Any]:
+    """ASHA at ``r_i``: promoted when within the top ``1/eta`` of the bracket's rung, or when
+    ``rescue()`` (the forecast mode's :class:`RescueRule`) keeps a trial ASHA would stop.
+    ``stopped_rank_last`` ranks rung-mates stopped early below every value (forecast mode)
+    instead of at their forecast (paper mode)."""
     rung, sign = view.rung, view.sign
     value = _curves.value_at(view.trial, rung.budget, sign)
     competing = []
     for t in view.peers:
         v = _curves.value_at(t, rung.budget, sign)
         # A rung-mate stopped on a forecast still belongs to the rung: successive halving
-        # keeps 1/eta of the whole rung, not of the forecast's survivors.
-        v = _pruned_forecast(t, rung, sign) if v is None else v
+        # keeps 1/eta of the whole rung, not of the forecast's survivors. The paper mode
+        # ranks it by its forecast at r_i; the forecast mode stopped it for having little
+        # chance, so it ranks below every trial that reached r_i.
+        if v is None:
+            v = _stopped_here(t, rung) if stopped_rank_last else _pruned_forecast(t, rung, sign)
         if v is not None:
             competing.append(v)
     promoted, rank, of = _rules.asha_promotes(value, competing, reduction_factor)
     finite = value is not None and math.isfinite(value)
-    return _records.new_promotion(
+    record = _records.new_promotion(
         rung=rung.index,
         budget=rung.budget,
         step=view.trial.last_step,
@@ -67,6 +81,182 @@ def promotion_record(view: RungView, reduction_factor: int) -> dict[str, Any]:
         rank=rank,
         of=of,
     )
+    if not promoted and finite and rescue is not None:
+        verdict = rescue()
+        if verdict is not None:
+            rescued, reason = verdict
+            record.update(decision="promoted" if rescued else "stopped", rescued=rescued)
+            record["reason"] = reason
+    return record
+
+
+def rescue_verdict(
+    view: RungView,
+    next_budget: int,
+    reduction_factor: int,
+    get_predictor: GetPredictor,
+) -> tuple[bool, str] | None:
+    """Whether the forecast of the trial's value at the next rung ranks within the top
+    ``1/eta`` of its rung-mates' forecasts (``None``: no predictor yet, Hyperband decides)."""
+    rung, sign, trial = view.rung, view.sign, view.trial
+    step = rung.budget
+    pool = [t for t in view.others if _curves.has_curve(t, step, next_budget)]
+    predictor, _ = get_predictor(pool, step, next_budget)
+    if predictor is None:
+        return None
+    mates = [t for t in view.peers if _reached(t, step)]
+    rows = [*mates, trial]
+    curves = np.vstack([_curves.curve(t, step, sign) for t in rows])
+    forecasts = predictor.predict(curves, [t.params for t in rows])[0]
+    if not np.all(np.isfinite(forecasts)):
+        return None
+    context = _rules.DecisionContext(
+        forecast=float(forecasts[-1]),
+        sigma=math.nan,
+        threshold=math.nan,
+        reduction_factor=reduction_factor,
+        rung_forecasts=[float(f) for f in forecasts[:-1]],
+    )
+    verdict = _rules.RescueRule().decide(context)
+    return verdict.keep, f"rescue: {verdict.reason} of {len(rows)} forecasts at {next_budget}"
+
+
+def checkpoint_due(trial: FrozenTrial, rung: Rung, ratio: float, min_resource: int) -> int | None:
+    """The decision point inside ``rung`` that the trial's last report reached, if any.
+
+    Decision points are geometric, ``ceil(min_resource * ratio**k)``, so a trial is judged
+    early and often while the rung is young and rarely once it is old; with gaps in the
+    reports, a point is taken at the first report past it."""
+    step = trial.last_step
+    assert step is not None
+    earlier = [s for s in trial.intermediate_values if s < step]
+    previous = max(earlier, default=0)
+    point, k = min_resource, 0
+    found = None
+    while point < rung.budget:
+        if rung.previous < point < rung.budget and previous < point <= step:
+            found = point
+        k += 1
+        point = math.ceil(min_resource * ratio**k)
+    return found
+
+
+def chance_record(
+    view: RungView,
+    options: SwiftOptions,
+    point: int,
+    get_predictor: GetPredictor,
+    warn: Callable[[str, str], None],
+) -> dict[str, Any] | None:
+    """The forecast mode's early decision at decision point ``point``: a record when the
+    trial is pruned (its calibrated chance to beat the ``top_k``-th best final value, or
+    the rung's promotion bar, is below ``alpha``) or when the forecast failed; ``None`` when
+    it trains on."""
+    rung, sign, trial = view.rung, view.sign, view.trial
+    try:
+        own = _curves.curve(trial, point, sign)
+    except ValueError as err:
+        return _chance_base(view, point, options.max_resource) | {
+            "decision": "no-forecast",
+            "reason": f"the trial's curve: {err}",
+        }
+    targets = [(options.max_resource, *_final_bar(view, options))]
+    if not rung.is_last:
+        targets.append((rung.budget, *_rung_bar(view, options.reduction_factor)))
+    for target, bar, basis in targets:
+        if bar is None or not math.isfinite(bar):
+            continue
+        pool = [t for t in view.others if _curves.has_curve(t, point, target)]
+        predictor, _ = get_predictor(pool, point, target)
+        if predictor is None:
+            continue
+        record = _chance_base(view, point, target)
+        try:
+            mean, std = predictor.predict(own[None, :], [trial.params])
+            p_beat = float(predictor.prob_below(own[None, :], np.array([bar]), [trial.params])[0])
+            forecast = float(mean[0])
+            if not math.isfinite(forecast):
+                raise ValueError(f"non-finite forecast {forecast}")
+        except Exception as err:  # A broken predictor must never crash the trial.
+            reason = f"predictor failed: {type(err).__name__}: {err}"
+            warn(record["key"], reason)
+            return record | {"decision": "no-forecast", "reason": reason}
+        context = _rules.DecisionContext(
+            forecast=forecast,
+            sigma=float(std[0]),
+            threshold=bar,
+            reduction_factor=options.reduction_factor,
+            p_beat=p_beat,
+        )
+        verdict = _rules.apply_rules(options.rules, context)
+        if not verdict.keep:
+            return record | {
+                **verdict.extra,
+                "forecast": sign * forecast,
+                "threshold": sign * bar,
+                "threshold_basis": basis,
+                "decision": "pruned",
+                "reason": verdict.reason,
+            }
+    return None
+
+
+def _chance_base(view: RungView, point: int, target: int) -> dict[str, Any]:
+    rung = view.rung
+    return _records.new_decision(
+        bracket=rung.bracket,
+        rung=rung.index,
+        budget=rung.budget,
+        decision_step=point,
+        step=view.trial.last_step,
+        key=_records.predictor_key(target, point),
+    )
+
+
+def _final_bar(view: RungView, options: SwiftOptions) -> tuple[float | None, str]:
+    """The ``top_k``-th best final value of the other trials: a trial that cannot beat it
+    cannot change the study's top ``k``."""
+    finals = sorted(
+        v
+        for t in view.others
+        if (v := _curves.value_at(t, options.max_resource, view.sign)) is not None
+        and math.isfinite(v)
+    )
+    k = options.top_k
+    if len(finals) < k:
+        return None, ""
+    return finals[k - 1], f"best final value so far (k={k})"
+
+
+def _rung_bar(view: RungView, reduction_factor: int) -> tuple[float | None, str]:
+    """The value successive halving would need at the rung's end: the top ``1/eta`` of every
+    trial's value at ``r_i`` (any bracket), counting trials stopped early in a rung ending
+    there as below it."""
+    budget, sign = view.rung.budget, view.sign
+    values = sorted(v for t in view.others if (v := _curves.value_at(t, budget, sign)) is not None)
+    if len(values) < reduction_factor:
+        return None, ""
+    stopped = sum(
+        any(
+            r["decision"] == "pruned" and r.get("budget") == budget
+            for r in _records.decisions(t.system_attrs).values()
+        )
+        for t in view.others
+        if t.last_step is not None and t.last_step < budget
+    )
+    index = math.ceil((len(values) + stopped) / reduction_factor) - 1
+    return values[min(max(index, 0), len(values) - 1)], f"top 1/{reduction_factor} at {budget}"
+
+
+def _stopped_here(trial: FrozenTrial, rung: Rung) -> float | None:
+    """``inf`` for a trial stopped early in ``rung`` (any recorded prune there), else None."""
+    record = _records.decision_of(trial.system_attrs, rung.index)
+    return math.inf if record is not None and record["decision"] == "pruned" else None
+
+
+def _reached(trial: FrozenTrial, step: int) -> bool:
+    value = trial.intermediate_values.get(step)
+    return value is not None and math.isfinite(value)
 
 
 def forecast_record(
@@ -110,7 +300,7 @@ def forecast_record(
         own_curve = _curves.curve(trial, t_star, sign)
     except ValueError as err:
         return dict(record, decision="no-forecast", reason=f"the trial's curve: {err}")
-    predictor, why = get_predictor(key, pool)
+    predictor, why = get_predictor(pool, t_star, target)
     if predictor is None:
         return dict(record, decision="no-forecast", reason=why)
     try:

@@ -50,6 +50,8 @@ class ModelStore:
         min_train_curves: curves needed before a first fit.
         max_train_curves: a fit uses at most this many curves, the most recent.
         refit_every: refit once this many new curves arrived; ``None`` freezes the first fit.
+        refit_growth: refit once the curves grew by this factor since the last fit, so fits
+            (annealer calls) grow with the logarithm of the study's size.
         lease_seconds: how long a worker may hold the right to fit.
         settings: JSON-safe pruner settings a model depends on; stored with it and compared
             on load.
@@ -64,6 +66,7 @@ class ModelStore:
         max_train_curves: int,
         refit_every: int | None,
         lease_seconds: float,
+        refit_growth: float | None = None,
         settings: Mapping[str, Any],
         warn: Callable[[optuna.study.Study, str, str], None],
     ) -> None:
@@ -71,6 +74,7 @@ class ModelStore:
         self._min_train_curves = min_train_curves
         self._max_train_curves = max_train_curves
         self._refit_every = refit_every
+        self._refit_growth = refit_growth
         self._lease_seconds = lease_seconds
         # Round-tripped through JSON so a stored copy compares equal (tuples become lists).
         self._settings = json.loads(json.dumps(dict(settings)))
@@ -241,11 +245,13 @@ class ModelStore:
 
     def _wants_refit(self, header: dict[str, Any], n_pool: int) -> bool:
         fitted_on = header.get("n_pool", header["n_train"])
-        return (
-            self._refit_every is not None
-            and isinstance(fitted_on, int)
-            and n_pool >= fitted_on + self._refit_every
-        )
+        if not isinstance(fitted_on, int) or isinstance(fitted_on, bool):
+            return False
+        if self._refit_every is not None:
+            return n_pool >= fitted_on + self._refit_every
+        if self._refit_growth is not None:
+            return n_pool >= fitted_on * self._refit_growth
+        return False
 
 
 def _kind_of(model: BasePredictor) -> str:

@@ -15,10 +15,43 @@ from optuna_qsvr.pruners import _rules
 PredictorSpec = str | BasePredictor | Callable[[], BasePredictor]
 
 
+MODES = ("forecast", "paper")
+
+# Options of one mode only, with their defaults there. ``None`` in the constructor means
+# "not given", so an option of the other mode is an error rather than silently ignored.
+PAPER_DEFAULTS: dict[str, Any] = {
+    "known_curve": 0.5,
+    "full_fraction": 0.5,
+    "threshold_quantile": 0.25,
+    "confidence": None,
+    "forecast_final": False,
+    "refit_every": None,
+    "rank_quantile": None,
+    "rules": None,
+}
+FORECAST_DEFAULTS: dict[str, Any] = {
+    "alpha": 0.1,
+    "top_k": 1,
+    "checkpoint_ratio": 1.5,
+    "rescue": True,
+    "refit_growth": 1.5,
+}
+SHARED_DEFAULTS: dict[str, dict[str, Any]] = {
+    # The forecast mode learns a curve's change (Baker et al.'s remedy for an RBF model's
+    # pull towards the training mean) and needs fewer curves: its decisions are calibrated.
+    "min_train_curves": {"forecast": 10, "paper": 15},
+    "residual_target": {"forecast": True, "paper": False},
+    # Hyperband's two most aggressive brackets: the calibrated rules replace the hedge that
+    # the conservative brackets buy at a high price (README, "The default rule").
+    "bracket_weights": {"forecast": (1.0, 1.0, 0.0), "paper": None},
+}
+
+
 @dataclass(frozen=True)
 class SwiftOptions:
     """Every option of :class:`~optuna_qsvr.SwiftHyperbandPruner` (see its docstring), checked
-    and normalised (NumPy integers become ``int``; ``rules`` defaults from the options)."""
+    and normalised (NumPy integers become ``int``; ``None`` becomes the mode's default;
+    ``rules`` defaults from the options)."""
 
     min_resource: int
     max_resource: int
@@ -38,8 +71,41 @@ class SwiftOptions:
     rungs: str
     fit_lease_seconds: float
     rules: tuple[_rules.DecisionRule, ...] | None
+    mode: str = "forecast"
+    alpha: float = 0.1
+    top_k: int = 1
+    checkpoint_ratio: float = 1.5
+    rescue: bool = True
+    refit_growth: float = 1.5
+    bracket_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        own, other = (
+            (FORECAST_DEFAULTS, PAPER_DEFAULTS)
+            if self.mode == "forecast"
+            else (PAPER_DEFAULTS, FORECAST_DEFAULTS)
+        )
+        # forecast_final=False is the paper mode's default, harmless to pass to either mode.
+        given = sorted(
+            name
+            for name in other
+            if getattr(self, name) is not None
+            and not (name == "forecast_final" and getattr(self, name) is False)
+        )
+        if given:
+            hint = "mode='paper'" if self.mode == "forecast" else "the default mode='forecast'"
+            raise ValueError(
+                f"{', '.join(given)} apply to {hint} only, not to mode={self.mode!r}; "
+                "see the pruner's docstring"
+            )
+        for name, default in {**own, **other}.items():
+            if getattr(self, name) is None:
+                self._set(name, default)
+        for name, defaults in SHARED_DEFAULTS.items():
+            if getattr(self, name) is None:
+                self._set(name, defaults[self.mode])
         if self.max_resource is None or isinstance(self.max_resource, str):
             raise ValueError(
                 f"max_resource must be an integer number of epochs, got {self.max_resource!r}: "
@@ -51,6 +117,7 @@ class SwiftOptions:
             ("max_resource", check_int("min_resource", self.min_resource, 1)),
             ("min_train_curves", 3),
             ("max_train_curves", check_int("min_train_curves", self.min_train_curves, 3)),
+            ("top_k", 1),
         ] + ([("refit_every", 1)] if self.refit_every is not None else [])
         for name, minimum in ints:
             self._set(name, check_int(name, getattr(self, name), minimum))
@@ -58,12 +125,29 @@ class SwiftOptions:
             ("known_curve", 0.0, 1.0, False),
             ("threshold_quantile", 0.0, 1.0, False),
             ("full_fraction", 0.0, 1.0, True),
+            ("alpha", 0.0, 0.5, False),
         ):
             value = getattr(self, name)
             inside = _real(value) and (low <= value <= high if closed else low < value < high)
             if not inside:
                 bounds = f"[{low:g}, {high:g}]" if closed else f"({low:g}, {high:g})"
                 raise ValueError(f"{name} must be in {bounds}, got {value!r}")
+        for name in ("checkpoint_ratio", "refit_growth"):
+            value = getattr(self, name)
+            if not (_real(value) and value > 1.0):
+                raise ValueError(f"{name} must be > 1, got {value!r}")
+        if self.bracket_weights is not None:
+            weights = tuple(self.bracket_weights)
+            if not weights or not all(_real(w) and w >= 0 for w in weights) or weights[0] <= 0:
+                raise ValueError(
+                    "bracket_weights must be non-negative numbers, most aggressive bracket "
+                    f"first, the first one positive; got {self.bracket_weights!r}"
+                )
+            # All ones is Hyperband's allocation: keep Optuna's exact bracket assignment.
+            normal = None if all(w == 1 for w in weights) else tuple(float(w) for w in weights)
+            self._set("bracket_weights", normal)
+        if not isinstance(self.rescue, bool):
+            raise ValueError(f"rescue must be True or False, got {self.rescue!r}")
         if not (_real(self.fit_lease_seconds) and self.fit_lease_seconds > 0):
             raise ValueError(f"fit_lease_seconds must be > 0, got {self.fit_lease_seconds!r}")
         if self.rungs not in ("optuna", "hyperband"):
@@ -78,6 +162,8 @@ class SwiftOptions:
         _check_predictor(self.predictor)
 
     def _checked_rules(self) -> tuple[_rules.DecisionRule, ...]:
+        if self.mode == "forecast":
+            return (_rules.ChanceRule(self.alpha),)
         if self.rules is None:
             return _rules.default_rules(
                 confidence=self.confidence,
@@ -95,7 +181,7 @@ class SwiftOptions:
     def model_settings(self) -> dict[str, Any]:
         """The options a fitted model depends on, stored with it and compared on load."""
         names = ("min_resource", "max_resource", "reduction_factor", "known_curve", "rungs")
-        more = ("features", "residual_target", "max_train_curves")
+        more = ("features", "residual_target", "max_train_curves", "mode")
         return {name: getattr(self, name) for name in (*names, *more)}
 
     def _set(self, name: str, value: Any) -> None:

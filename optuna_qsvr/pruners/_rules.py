@@ -36,6 +36,8 @@ class DecisionContext:
         others_forecasts: computes forecasts for the most recent trials of any bracket that
             reached the decision step, from their curves; called only by rules that rank
             among them.
+        p_beat: the calibrated probability that the trial's value at the target step beats
+            the threshold (``NaN`` when the predictor has no error model).
     """
 
     forecast: float
@@ -45,6 +47,7 @@ class DecisionContext:
     rung_values: Sequence[float] = ()
     rung_forecasts: Sequence[float] = ()
     others_forecasts: Callable[[], np.ndarray] = field(default=lambda: np.empty(0))
+    p_beat: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,43 @@ class RankRule:
         )
 
 
+@dataclass(frozen=True)
+class ChanceRule:
+    """The forecast mode's rule: keep a trial while the calibrated probability that it beats
+    the threshold (the rung's promotion bar, or the ``k``-th best final value) is at least
+    ``alpha``; abstain (keep) when the predictor has no error model.
+
+    Args:
+        alpha: the smallest chance worth training for, in ``(0, 0.5)``.
+    """
+
+    alpha: float
+    name: str = "chance"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 0.5:
+            raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
+
+    def decide(self, context: DecisionContext) -> Verdict | None:
+        p = context.p_beat
+        if not math.isfinite(p):
+            return None
+        keep = p >= self.alpha
+        relation = ">=" if keep else "<"
+        return Verdict(
+            keep, f"P(beats threshold) {p:.3f} {relation} {self.alpha:g}", {"p_beat": p}
+        )
+
+
+@dataclass(frozen=True)
+class RescueRule(RungTopRule):
+    """At a rung's end, keep a trial that successive halving stops when its forecast ranks
+    within the top ``1/eta`` of its rung-mates' forecasts: the late bloomers that observed
+    values alone would lose."""
+
+    name: str = "rescue"
+
+
 def default_rules(
     *, confidence: float | None, rank_quantile: float | None, forecast_final: bool
 ) -> tuple[DecisionRule, ...]:
@@ -172,7 +212,8 @@ def default_rules(
 
 
 def apply_rules(rules: Sequence[DecisionRule], context: DecisionContext) -> Verdict:
-    """Ask ``rules`` in order; the first that keeps decides, else prune with every reason."""
+    """Ask ``rules`` in order; the first that keeps decides, else prune with every reason.
+    When every rule abstains the trial is kept: without a verdict, Hyperband decides."""
     reasons: list[str] = []
     extra: dict[str, Any] = {}
     for rule in rules:
@@ -183,7 +224,9 @@ def apply_rules(rules: Sequence[DecisionRule], context: DecisionContext) -> Verd
         if verdict.keep:
             return Verdict(True, verdict.reason, extra)
         reasons.append(verdict.reason)
-    return Verdict(False, "; ".join(reasons) or "no rule kept the trial", extra)
+    if not reasons:
+        return Verdict(True, "no rule decided: Hyperband decides", extra)
+    return Verdict(False, "; ".join(reasons), extra)
 
 
 def rung_threshold(

@@ -38,6 +38,7 @@ class Schedule:
     reduction_factor: int
     known_curve: float
     layout: str = "optuna"
+    weights: tuple[float, ...] | None = None
 
     @cached_property
     def s_max(self) -> int:
@@ -53,11 +54,25 @@ class Schedule:
         eta, n = self.reduction_factor, self.s_max + 1
         return tuple(-(-n * eta**s // (s + 1)) for s in range(n))
 
+    @cached_property
+    def allocation(self) -> tuple[int, ...]:
+        """The share of trials each bracket gets: Hyperband's sizes, each scaled by its entry
+        of ``weights`` (most aggressive bracket first; the last entry repeats for the rest).
+        Weight 0 removes a bracket; ``weights=(1, 0)`` is successive halving alone."""
+        if self.weights is None:
+            return self.bracket_sizes
+        w = self.weights
+        # In thousandths, so fractional shares survive the rounding to whole trials.
+        return tuple(
+            round(1000 * n * w[min(self.s_max - s, len(w) - 1)])
+            for s, n in enumerate(self.bracket_sizes)
+        )
+
     def bracket_of(self, study_name: str, trial_number: int) -> int:
         """The bracket ``s`` of a trial: the same in every process (crc32, as Optuna's)."""
-        n = binascii.crc32(f"{study_name}_{trial_number}".encode()) % sum(self.bracket_sizes)
+        n = binascii.crc32(f"{study_name}_{trial_number}".encode()) % sum(self.allocation)
         for s in range(self.s_max, -1, -1):  # most aggressive bracket first, as Hyperband
-            n -= self.bracket_sizes[s]
+            n -= self.allocation[s]
             if n < 0:
                 return s
         raise AssertionError("unreachable")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,46 +27,66 @@ _logger = logging.getLogger("optuna_qsvr.pruners")
 class SwiftHyperbandPruner(BasePruner):
     """Hyperband whose early stops are decided on forecasts of each trial's learning curve.
 
-    Every trial belongs to a Hyperband bracket (Optuna's ``HyperbandPruner`` assignment), and
-    each bracket to rungs of growing epoch budgets ``r_i``. Within each rung, at the decision
-    step ``t* = r_prev + ceil((r_i - r_prev) * known_curve)``, a predictor forecasts the
-    trial's value at ``r_i`` (or at ``max_resource``) from its curve so far and the decision
-    ``rules`` keep or prune it; at ``r_i`` successive halving (ASHA) promotes the top
-    ``1 / reduction_factor``. A quota of trials per rung trains on without a forecast and
-    supplies the training curves and the threshold. One predictor per key ``(target, t*)`` is
-    fitted once and shared by every bracket and worker through the storage. All state lives
-    in the storage: another process, or a fresh pruner, makes the same decisions. Report the
-    epoch count as ``step`` (1 after the first epoch).
+    Every trial belongs to a Hyperband bracket (Optuna's ``HyperbandPruner`` assignment) and
+    each bracket to rungs of growing epoch budgets ``r_i``; at ``r_i`` successive halving
+    (ASHA) promotes the top ``1 / reduction_factor``. Forecasts act in one of two modes:
+
+    * ``mode="forecast"`` (decides early and often): at geometric decision points inside each
+      rung (``ceil(min_resource * checkpoint_ratio**k)``), a predictor with a calibrated error
+      (out-of-fold residuals, cross-conformal) gives the probability that the trial beats the
+      ``top_k``-th best final value, or the rung's promotion bar; below ``alpha`` it stops.
+      At ``r_i``, a trial ASHA would stop is rescued when its forecast ranks within the top
+      ``1/eta`` of its rung-mates' forecasts. ``bracket_weights`` (default: the two most
+      aggressive brackets) sets how much of Hyperband's hedge remains.
+    * ``mode="paper"`` (Swift-Hyperband as published): one decision step per rung,
+      ``t* = r_prev + ceil((r_i - r_prev) * known_curve)``, a forecast of the value at ``r_i``
+      judged by ``rules`` against the rung's full trainings, which a quota supplies.
+
+    One predictor per key ``(target, decision step)`` is fitted once (refitted as curves
+    accumulate) and shared by every bracket and worker through the storage. All state lives
+    in the storage: another process, or a fresh pruner, makes the same decisions. Until a
+    predictor can be fitted, and whenever it fails, successive halving decides alone. Report
+    the epoch count as ``step`` (1 after the first epoch).
 
     Args:
         min_resource: epochs of the smallest rung.
         max_resource: epochs of a full training; an integer, never ``"auto"`` (workers that
             start before a trial finishes would disagree on the brackets).
         reduction_factor: Hyperband's ``eta``: each rung keeps ``1 / eta`` of its trials.
-        known_curve: fraction of a rung's span observed before its forecast.
-        min_train_curves: curves a predictor needs before it is fitted.
-        max_train_curves: a predictor is fitted on at most this many curves, the most recent.
-        full_fraction: about ``full_fraction / eta`` of a rung's trials train on without a
-            forecast.
-        threshold_quantile: quantile of the rung's fully trained values a forecast must beat.
+        mode: ``"forecast"`` or ``"paper"`` (above). An option of the other mode is an error.
         predictor: a registered name (``"svr"``, ``"qsvr"``), an unfitted
             :class:`~optuna_qsvr.BasePredictor` (copied per key), or a factory returning one.
         features: feature blocks of named predictors: ``"curve"``, ``"diff1"``, ``"diff2"``,
             ``"params"``.
-        confidence: adds :class:`ConfidenceRule` (Baker's ``Delta``) to the default rules.
-        forecast_final: forecast the value at ``max_resource``; the threshold becomes the best
-            final value so far.
-        refit_every: refit a key's predictor once this many new curves arrived; ``None`` fits
-            once and freezes it, as the reference does.
-        rank_quantile: adds :class:`RankRule` in place of :class:`RungTopRule`.
-        residual_target: named predictors learn the change from a curve's last value.
+        min_train_curves: curves a predictor needs before it is fitted (forecast 10, paper 15).
+        max_train_curves: a predictor is fitted on at most this many curves, the most recent.
+        residual_target: named predictors learn the change from a curve's last value
+            (forecast: on; paper: off).
         rungs: ``"optuna"`` (Optuna's rung layout plus a last rung at ``max_resource``) or
             ``"hyperband"`` (anchored at ``max_resource`` as Li et al.).
+        bracket_weights: each bracket's share relative to Hyperband's, most aggressive first
+            (the last entry repeats); ``(1, 0)`` is successive halving alone. Forecast mode:
+            ``(1, 1, 0)``; paper mode: Hyperband's.
         fit_lease_seconds: how long a worker may hold the right to fit before another takes
             over (a worker that died mid-fit).
-        rules: the decision rules, in precedence order; by default
-            :func:`~optuna_qsvr.pruners.default_rules` of the options above. Passing
-            ``rules`` together with ``confidence`` or ``rank_quantile`` is an error.
+        alpha: forecast mode: the smallest calibrated chance worth training for (0.1).
+        top_k: forecast mode: the chance is to beat the ``top_k``-th best final value (1).
+        checkpoint_ratio: forecast mode: spacing of the decision points (1.5).
+        rescue: forecast mode: rescue late bloomers at rung ends (on).
+        refit_growth: forecast mode: refit a key's predictor when its curves grew by this
+            factor (1.5), so fits, and annealer calls, grow with the log of the study.
+        known_curve: paper mode: fraction of a rung's span observed before its forecast (0.5).
+        full_fraction: paper mode: about ``full_fraction / eta`` of a rung's trials train on
+            without a forecast (0.5).
+        threshold_quantile: paper mode: quantile of the rung's full trainings a forecast
+            must beat (0.25).
+        confidence: paper mode: adds :class:`ConfidenceRule` (Baker's ``Delta``).
+        forecast_final: paper mode: forecast the value at ``max_resource``; the threshold
+            becomes the best final value so far.
+        refit_every: paper mode: refit after this many new curves; ``None`` fits once.
+        rank_quantile: paper mode: adds :class:`RankRule` in place of :class:`RungTopRule`.
+        rules: paper mode: the decision rules in precedence order; by default
+            :func:`~optuna_qsvr.pruners.default_rules` of the options above.
 
     Example:
 
@@ -98,20 +119,27 @@ class SwiftHyperbandPruner(BasePruner):
         max_resource: int | None = None,
         reduction_factor: int = 3,
         *,
-        known_curve: float = 0.5,
-        min_train_curves: int = 15,
-        max_train_curves: int = 200,
-        full_fraction: float = 0.5,
-        threshold_quantile: float = 0.25,
+        mode: str = "forecast",
         predictor: PredictorSpec = "svr",
         features: Sequence[str] = ("curve",),
+        min_train_curves: int | None = None,
+        max_train_curves: int = 200,
+        residual_target: bool | None = None,
+        rungs: str = "optuna",
+        bracket_weights: Sequence[float] | None = None,
+        fit_lease_seconds: float = 600.0,
+        alpha: float | None = None,
+        top_k: int | None = None,
+        checkpoint_ratio: float | None = None,
+        rescue: bool | None = None,
+        refit_growth: float | None = None,
+        known_curve: float | None = None,
+        full_fraction: float | None = None,
+        threshold_quantile: float | None = None,
         confidence: float | None = None,
-        forecast_final: bool = False,
+        forecast_final: bool | None = None,
         refit_every: int | None = None,
         rank_quantile: float | None = None,
-        residual_target: bool = False,
-        rungs: str = "optuna",
-        fit_lease_seconds: float = 600.0,
         rules: Sequence[_rules.DecisionRule] | None = None,
     ) -> None:
         self._options = o = SwiftOptions(
@@ -133,15 +161,28 @@ class SwiftHyperbandPruner(BasePruner):
             rungs=rungs,
             fit_lease_seconds=fit_lease_seconds,
             rules=None if rules is None else tuple(rules),
+            mode=mode,
+            alpha=alpha,  # type: ignore[arg-type]
+            top_k=top_k,  # type: ignore[arg-type]
+            checkpoint_ratio=checkpoint_ratio,  # type: ignore[arg-type]
+            rescue=rescue,  # type: ignore[arg-type]
+            refit_growth=refit_growth,  # type: ignore[arg-type]
+            bracket_weights=None if bracket_weights is None else tuple(bracket_weights),
         )
         self._schedule = Schedule(
-            o.min_resource, o.max_resource, o.reduction_factor, o.known_curve, o.rungs
+            o.min_resource,
+            o.max_resource,
+            o.reduction_factor,
+            o.known_curve,
+            o.rungs,
+            o.bracket_weights,
         )
         self._store = ModelStore(
             self._new_predictor,
             min_train_curves=o.min_train_curves,
             max_train_curves=o.max_train_curves,
             refit_every=o.refit_every,
+            refit_growth=o.refit_growth if o.mode == "forecast" else None,
             lease_seconds=float(o.fit_lease_seconds),
             settings=o.model_settings(),
             warn=self._warn_once,
@@ -176,25 +217,56 @@ class SwiftHyperbandPruner(BasePruner):
                 f"{len(study.directions)} objectives"
             )
         step = trial.last_step
-        if step is None or step < 1:
+        if step is None:
+            return False
+        values = trial.intermediate_values
+        # Trial.should_prune hands the values over in the order they were reported.
+        latest = next(reversed(values))
+        tag = problem = ""
+        if 0 in values:
+            tag = "0-based"
+            problem = (
+                "reported step 0: steps count the epochs done, 1 after the first; report "
+                "epoch + 1 when epochs count from 0, else no trial reaches max_resource="
+                f"{self._schedule.max_resource} and the last rung is never forecast"
+            )
+        elif latest < step:
+            tag = "out of order"
+            problem = (
+                f"reported step {latest} after step {step}: report steps in increasing "
+                "order; each rung is decided once, at the first step reported past its "
+                "decision step"
+            )
+        if problem and (study._study_id, tag) not in self._warned:
+            self._warned.add((study._study_id, tag))
+            warnings.warn(
+                f"SwiftHyperbandPruner: trial {trial.number} {problem}",
+                UserWarning,
+                stacklevel=3,  # the objective's call of should_prune
+            )
+        if step < 1:
             return False
         bracket = self.bracket_of(study.study_name, trial.number)
         done: set[str] | None = None
         for rung in self._schedule.rungs(bracket):
             if rung.previous >= step:
                 break
-            due_forecast = rung.decision_step is not None and rung.decision_step <= step
-            due_forecast = due_forecast and step < rung.budget
-            due_promotion = not rung.is_last and step >= rung.budget
-            if not (due_forecast or due_promotion):
-                continue
             if done is None:
                 done = self._recorded(study, trial, bracket)
-            if due_forecast and _records.decision_attr(rung.index) not in done:
+            if step >= rung.budget:
+                # Successive halving at r_i, once per rung (none at max_resource).
+                if not rung.is_last and _records.promotion_attr(rung.index) not in done:
+                    if self._promotion_decision(study, trial, rung):
+                        return True
+                continue
+            if self._options.mode == "forecast":
+                o = self._options
+                point = _decisions.checkpoint_due(trial, rung, o.checkpoint_ratio, o.min_resource)
+                return point is not None and self._chance_decision(study, trial, rung, point)
+            due = rung.decision_step is not None and rung.decision_step <= step
+            if due and _records.decision_attr(rung.index) not in done:
                 return self._forecast_decision(study, trial, rung)
-            if due_promotion and _records.promotion_attr(rung.index) not in done:
-                if self._promotion_decision(study, trial, rung):
-                    return True
+            return False
         return False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -223,7 +295,22 @@ class SwiftHyperbandPruner(BasePruner):
         self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, rung: Rung
     ) -> bool:
         view = self._view(study, trial, rung)
-        record = _decisions.promotion_record(view, self._schedule.reduction_factor)
+        eta, rescue = self._schedule.reduction_factor, None
+        if self._options.mode == "forecast" and self._options.rescue:
+            following = self._schedule.rungs(rung.bracket)[rung.index + 1].budget
+
+            def rescue() -> tuple[bool, str] | None:
+                try:
+                    return _decisions.rescue_verdict(
+                        view, following, eta, self._predictor(study, view.sign)
+                    )
+                except Exception as err:  # Without a forecast, successive halving decides.
+                    self._warn_once(study, "rescue", f"rescue failed: {type(err).__name__}: {err}")
+                    return None
+
+        record = _decisions.promotion_record(
+            view, eta, rescue, stopped_rank_last=self._options.mode == "forecast"
+        )
         name = _records.write_promotion(study._storage, trial._trial_id, record)
         self._done[(id(study._storage), trial._trial_id)].add(name)
         return record["decision"] == "stopped"
@@ -233,18 +320,34 @@ class SwiftHyperbandPruner(BasePruner):
     ) -> bool:
         view = self._view(study, trial, rung)
         target = self._schedule.max_resource if self._options.forecast_final else rung.budget
-
-        def predictor(key: str, pool: list[optuna.trial.FrozenTrial]) -> Any:
-            return self._store.get(study, key, pool, rung.decision_step, target, view.sign)
-
         record = _decisions.forecast_record(
             view,
             self._options,
             target,
-            predictor,
+            self._predictor(study, view.sign),
             warn=lambda key, message: self._warn_once(study, key, message),
         )
         return self._record(study, trial, record)
+
+    def _chance_decision(
+        self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, rung: Rung, point: int
+    ) -> bool:
+        view = self._view(study, trial, rung)
+        record = _decisions.chance_record(
+            view,
+            self._options,
+            point,
+            self._predictor(study, view.sign),
+            warn=lambda key, message: self._warn_once(study, key, message),
+        )
+        return record is not None and self._record(study, trial, record)
+
+    def _predictor(self, study: optuna.study.Study, sign: float) -> _decisions.GetPredictor:
+        def get(pool: list[optuna.trial.FrozenTrial], step: int, target: int) -> Any:
+            key = _records.predictor_key(target, step)
+            return self._store.get(study, key, pool, step, target, sign)
+
+        return get
 
     def _view(
         self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, rung: Rung
@@ -276,8 +379,10 @@ class SwiftHyperbandPruner(BasePruner):
         if isinstance(spec, str):
             from optuna_qsvr.predictors import make_predictor
 
+            # The forecast mode's decisions need an error model: out-of-fold residuals.
+            cv = {"cv": 5} if self._options.mode == "forecast" else {}
             return make_predictor(
-                spec, features=self._options.features, residual=self._options.residual_target
+                spec, features=self._options.features, residual=self._options.residual_target, **cv
             )
         if isinstance(spec, BasePredictor):
             return copy.deepcopy(spec)

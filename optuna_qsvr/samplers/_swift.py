@@ -56,6 +56,14 @@ class SwiftSampler(BaseSampler):
         bracket_aware: bool = True,
         forecast_aware: bool = False,
     ) -> None:
+        if base_sampler is not None and not isinstance(base_sampler, BaseSampler):
+            raise TypeError(
+                "base_sampler must be an optuna.samplers.BaseSampler instance such as "
+                f"TPESampler(), got {base_sampler!r}"
+            )
+        for name, flag in (("bracket_aware", bracket_aware), ("forecast_aware", forecast_aware)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
         self._base = base_sampler if base_sampler is not None else optuna.samplers.TPESampler()
         self._bracket_aware = bracket_aware
         self._forecast_aware = forecast_aware

@@ -21,13 +21,17 @@ from optuna_qsvr.pruners import Schedule
 CASES = [(1, 27, 3), (1, 50, 3), (1, 81, 3), (2, 30, 2), (1, 100, 4), (3, 40, 3)]
 
 
-def _swift(min_resource: int, max_resource: int, eta: int) -> SwiftHyperbandPruner:
+def _swift(min_resource: int, max_resource: int, eta: int, mode: str) -> SwiftHyperbandPruner:
+    # Hyperband's brackets in both modes (the forecast mode's default keeps only two).
+    weights = {"bracket_weights": (1.0,)} if mode == "forecast" else {}
     return SwiftHyperbandPruner(
         min_resource=min_resource,
         max_resource=max_resource,
         reduction_factor=eta,
-        min_train_curves=10**6,  # never fitted: no forecast ever
+        mode=mode,
+        min_train_curves=10**6,  # never fitted: no forecast, no rescue, ever
         max_train_curves=10**6,
+        **weights,
     )
 
 
@@ -79,17 +83,21 @@ def _run(pruner, curves: np.ndarray, n_parallel: int, direction: str) -> list[tu
 
 @pytest.mark.parametrize(("min_resource", "max_resource", "eta"), CASES)
 @pytest.mark.parametrize("n_parallel", [1, 5])
-def test_no_forecast_decides_like_optuna_hyperband(min_resource, max_resource, eta, n_parallel):
+@pytest.mark.parametrize("mode", ["forecast", "paper"])
+def test_no_forecast_decides_like_optuna_hyperband(
+    min_resource, max_resource, eta, n_parallel, mode
+):
     curves = _curves(90, max_resource, seed=max_resource + eta)
-    swift = _run(_swift(min_resource, max_resource, eta), curves, n_parallel, "minimize")
+    swift = _run(_swift(min_resource, max_resource, eta, mode), curves, n_parallel, "minimize")
     reference = _run(_optuna(min_resource, max_resource, eta), curves, n_parallel, "minimize")
     assert swift == reference
     assert sum(state == TrialState.PRUNED for _, state, _ in swift) > 30  # pruning happened
 
 
-def test_maximize_decides_like_optuna_hyperband() -> None:
+@pytest.mark.parametrize("mode", ["forecast", "paper"])
+def test_maximize_decides_like_optuna_hyperband(mode) -> None:
     curves = _curves(60, 27, seed=7)
-    swift = _run(_swift(1, 27, 3), curves, 3, "maximize")
+    swift = _run(_swift(1, 27, 3, mode), curves, 3, "maximize")
     assert swift == _run(_optuna(1, 27, 3), curves, 3, "maximize")
 
 

@@ -117,9 +117,9 @@ def test_apply_rules_first_keep_decides_else_every_reason() -> None:
     assert both.reason == "forecast within top 1/3"
 
 
-def test_apply_rules_with_only_abstaining_rules_prunes() -> None:
+def test_apply_rules_with_only_abstaining_rules_keeps() -> None:
     verdict = apply_rules([ConfidenceRule(0.9)], _context(0.1))
-    assert verdict == Verdict(False, "no rule kept the trial", {})
+    assert verdict == Verdict(True, "no rule decided: Hyperband decides", {})
 
 
 def test_default_rules_follow_the_options() -> None:

@@ -101,12 +101,13 @@ def _decision(trial: optuna.trial.FrozenTrial, rung: int) -> dict:
 )
 def test_invalid_arguments_name_the_value(kwargs) -> None:
     with pytest.raises(ValueError, match=r"must|auto"):
-        SwiftHyperbandPruner(**kwargs)
+        SwiftHyperbandPruner(mode="paper", **kwargs)
 
 
 def test_hand_checked_decisions(storage_factory, study_name) -> None:
     """Bracket 0 of R=9 has one rung: decide at step 5 on a forecast of step 9."""
     pruner = SwiftHyperbandPruner(
+        mode="paper",
         max_resource=9,
         min_train_curves=4,
         full_fraction=0.0,
@@ -142,7 +143,11 @@ def test_full_quota_follows_full_fraction(storage_factory, study_name) -> None:
     # full_fraction 1, eta 3: the n-th decision of a rung is "full" while
     # n_full < ceil((n + 1) / 3): decisions 1 and 4 are full, 2 and 3 are forecast.
     pruner = SwiftHyperbandPruner(
-        max_resource=9, min_train_curves=3, full_fraction=1.0, predictor=LastValuePredictor()
+        mode="paper",
+        max_resource=9,
+        min_train_curves=3,
+        full_fraction=1.0,
+        predictor=LastValuePredictor(),
     )
     study = optuna.create_study(storage=storage_factory(), study_name=study_name, pruner=pruner)
     for value in (0.1, 0.2, 0.3):
@@ -155,7 +160,7 @@ def test_full_quota_follows_full_fraction(storage_factory, study_name) -> None:
 
 
 def test_too_few_curves_means_full_then_asha(storage_factory, study_name) -> None:
-    pruner = SwiftHyperbandPruner(max_resource=9, min_train_curves=50)
+    pruner = SwiftHyperbandPruner(mode="paper", max_resource=9, min_train_curves=50)
     study = optuna.create_study(storage=storage_factory(), study_name=study_name, pruner=pruner)
     for i in range(12):
         _run_curve(study, _flat(1.0 - i / 20, 9))
@@ -168,7 +173,11 @@ def test_too_few_curves_means_full_then_asha(storage_factory, study_name) -> Non
 
 def test_broken_predictor_falls_back_and_warns_once(caplog, study_name) -> None:
     pruner = SwiftHyperbandPruner(
-        max_resource=9, min_train_curves=3, full_fraction=0.0, predictor=BrokenPredictor()
+        mode="paper",
+        max_resource=9,
+        min_train_curves=3,
+        full_fraction=0.0,
+        predictor=BrokenPredictor(),
     )
     study = optuna.create_study(study_name=study_name, pruner=pruner)
     for value in (0.1, 0.2, 0.3):
@@ -190,7 +199,7 @@ def test_failing_fit_is_recorded_and_not_retried_at_once(study_name) -> None:
             raise TimeoutError("QPU unreachable")
 
     pruner = SwiftHyperbandPruner(
-        max_resource=9, min_train_curves=3, full_fraction=0.0, predictor=FailingFit()
+        mode="paper", max_resource=9, min_train_curves=3, full_fraction=0.0, predictor=FailingFit()
     )
     study = optuna.create_study(study_name=study_name, pruner=pruner)
     for value in (0.1, 0.2, 0.3):
@@ -204,7 +213,7 @@ def test_failing_fit_is_recorded_and_not_retried_at_once(study_name) -> None:
 
 
 def test_nan_inf_and_gaps_never_crash(storage_factory, study_name) -> None:
-    pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5)
+    pruner = SwiftHyperbandPruner(mode="paper", max_resource=27, min_train_curves=5)
     study = optuna.create_study(storage=storage_factory(), study_name=study_name, pruner=pruner)
     rng = np.random.default_rng(0)
     for i in range(60):
@@ -226,7 +235,7 @@ def test_nan_inf_and_gaps_never_crash(storage_factory, study_name) -> None:
 
 def test_maximize_mirrors_minimize(study_name) -> None:
     def run(direction: str) -> list[tuple]:
-        pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5)
+        pruner = SwiftHyperbandPruner(mode="paper", max_resource=27, min_train_curves=5)
         study = optuna.create_study(direction=direction, study_name=study_name, pruner=pruner)
         sign = 1.0 if direction == "minimize" else -1.0
         rng = np.random.default_rng(1)
@@ -239,7 +248,7 @@ def test_maximize_mirrors_minimize(study_name) -> None:
 
 
 def test_multi_objective_is_a_clear_error(study_name) -> None:
-    pruner = SwiftHyperbandPruner(max_resource=9)
+    pruner = SwiftHyperbandPruner(mode="paper", max_resource=9)
     study = optuna.create_study(directions=["minimize", "minimize"], pruner=pruner)
     trial = study.ask()
     with pytest.raises(NotImplementedError, match="multi-objective"):
@@ -249,7 +258,7 @@ def test_multi_objective_is_a_clear_error(study_name) -> None:
 
 
 def test_trial_that_never_reaches_a_decision_step(study_name) -> None:
-    pruner = SwiftHyperbandPruner(max_resource=27)
+    pruner = SwiftHyperbandPruner(mode="paper", max_resource=27)
     study = optuna.create_study(study_name=study_name, pruner=pruner)
     trial = _run_curve(study, {1: 0.5})
     assert trial.state == TrialState.COMPLETE
@@ -257,7 +266,9 @@ def test_trial_that_never_reaches_a_decision_step(study_name) -> None:
 
 
 def test_hostile_model_record_is_rejected_and_refitted(study_name) -> None:
-    pruner = SwiftHyperbandPruner(max_resource=9, min_train_curves=3, full_fraction=0.0)
+    pruner = SwiftHyperbandPruner(
+        mode="paper", max_resource=9, min_train_curves=3, full_fraction=0.0
+    )
     study = optuna.create_study(study_name=study_name, pruner=pruner)
     rng = np.random.default_rng(0)
     for _ in range(6):
@@ -278,7 +289,7 @@ def test_hostile_model_record_is_rejected_and_refitted(study_name) -> None:
 
 
 def test_n_jobs_4_fits_each_key_once(tmp_path, study_name) -> None:
-    pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5)
+    pruner = SwiftHyperbandPruner(mode="paper", max_resource=27, min_train_curves=5)
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 'jobs.db'}", study_name=study_name, pruner=pruner
     )
@@ -318,7 +329,7 @@ SECOND_PROCESS = textwrap.dedent(
     url, name, start, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     study = optuna.load_study(
         storage=url, study_name=name,
-        pruner=SwiftHyperbandPruner(max_resource=27, min_train_curves=5),
+        pruner=SwiftHyperbandPruner(mode="paper", max_resource=27, min_train_curves=5),
     )
     for i in range(start, stop):
         rate, floor = 0.03 + (i * 37 % 50) / 100, (i * 13 % 30) / 100
@@ -391,6 +402,7 @@ def test_svr_predictor_survives_the_storage_round_trip(study_name) -> None:
 def test_rank_rule_compares_forecasts_with_forecasts(study_name) -> None:
     """Baker mode with the rank rule: R=9, bracket 0 decides at 5 on a forecast of step 9."""
     pruner = SwiftHyperbandPruner(
+        mode="paper",
         max_resource=9,
         min_train_curves=3,
         full_fraction=0.0,

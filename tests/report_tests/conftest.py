@@ -33,7 +33,9 @@ def make_swift_study(
         storage=storage,
         study_name=name,
         sampler=optuna.samplers.RandomSampler(seed=0),
-        pruner=SwiftHyperbandPruner(min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3),
+        pruner=SwiftHyperbandPruner(
+            mode="paper", min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3
+        ),
     )
     study.optimize(swift_objective, n_trials=n_trials)
     return study

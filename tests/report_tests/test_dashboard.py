@@ -100,7 +100,9 @@ def test_every_forecast_stays_visible_as_a_user_attribute() -> None:
     study = optuna.create_study(
         study_name="swift-visible",
         sampler=optuna.samplers.RandomSampler(seed=0),
-        pruner=SwiftHyperbandPruner(min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3),
+        pruner=SwiftHyperbandPruner(
+            mode="paper", min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3
+        ),
     )
     study.optimize(swift_objective, n_trials=30)
     for trial in study.trials:
@@ -114,7 +116,9 @@ def test_callback_refreshes_the_plots_every_n_trials() -> None:
     study = optuna.create_study(
         study_name="swift-callback",
         sampler=optuna.samplers.RandomSampler(seed=1),
-        pruner=SwiftHyperbandPruner(min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3),
+        pruner=SwiftHyperbandPruner(
+            mode="paper", min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3
+        ),
     )
     study.optimize(swift_objective, n_trials=7, callbacks=[DashboardCallback(every=3)])
     # Refreshed after trials 3 and 6, not after 7: the plot shows the study after trial 6.

@@ -175,7 +175,9 @@ def test_maximised_study_reports_in_the_users_units() -> None:
     study = optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=0),
-        pruner=SwiftHyperbandPruner(min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3),
+        pruner=SwiftHyperbandPruner(
+            mode="paper", min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3
+        ),
     )
     study.optimize(maximised_objective, n_trials=24)
     report = build_report(study)

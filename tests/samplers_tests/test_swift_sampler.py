@@ -89,7 +89,9 @@ def test_plain_tpe_sees_all_brackets_under_optuna_hyperband() -> None:
 
 
 def test_forecast_aware_view_shows_pruned_trials_with_their_forecast() -> None:
-    pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5, forecast_final=True)
+    pruner = SwiftHyperbandPruner(
+        mode="paper", max_resource=27, min_train_curves=5, forecast_final=True
+    )
     sampler = SwiftSampler(
         optuna.samplers.RandomSampler(seed=0), bracket_aware=False, forecast_aware=True
     )

@@ -1,0 +1,392 @@
+"""Rung bookkeeping without storage: ``_decisions`` and ``_curves`` on hand-made trials.
+
+Every trial here is an Optuna ``FrozenTrial`` built with ``create_trial``; the predictor and
+the rules are spies, so each test reads exactly what the decision saw: the curve slice (the
+newest value at the decision step included), the pool, the threshold's sample, the rung's
+values and forecasts, and the sign.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_qsvr import SwiftHyperbandPruner, _records
+from optuna_qsvr.pruners import Verdict, _curves, _decisions
+from optuna_qsvr.pruners._schedule import Rung
+
+RUNG = Rung(bracket=0, index=0, previous=0, budget=9, decision_step=5, is_last=True)
+RUNG1 = Rung(bracket=2, index=1, previous=1, budget=3, decision_step=2, is_last=False)
+
+
+def _trial(
+    values: dict[int, float] | None = None,
+    *,
+    number: int = 0,
+    state: TrialState = TrialState.COMPLETE,
+    records: dict | None = None,
+    params: dict | None = None,
+) -> optuna.trial.FrozenTrial:
+    values = values or {}
+    last = values[max(values)] if values else 0.0
+    finished = state == TrialState.COMPLETE
+    trial = optuna.trial.create_trial(
+        state=state,
+        value=(last if math.isfinite(last) else 0.0) if finished else None,
+        intermediate_values=values,
+        system_attrs={_records.decision_attr(r["rung"]): r for r in (records or {}).values()},
+        params=params or {},
+        distributions={k: optuna.distributions.FloatDistribution(-1e9, 1e9) for k in params or {}},
+    )
+    trial.number = number
+    return trial
+
+
+def _curve(f, steps: int = 9) -> dict[int, float]:
+    return {s: float(f(s)) for s in range(1, steps + 1)}
+
+
+def _decision(decision: str, key: str = "r9_t5", forecast=None, rung: int = 0) -> dict:
+    record = _records.new_decision(
+        bracket=0, rung=rung, budget=9, decision_step=5, step=5, key=key
+    )
+    record.update(decision=decision, forecast=forecast, reason="")
+    return record
+
+
+class SpyRule:
+    """Keeps every trial and remembers what it was shown."""
+
+    name = "spy"
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.contexts: list = []
+
+    def decide(self, context):
+        self.contexts.append(context)
+        return Verdict(self.keep, "spy says so", {"seen": True})
+
+
+class SpyPredictor:
+    def __init__(self, forecast=0.25, sigma=0.1) -> None:
+        self.forecast, self.sigma = forecast, sigma
+        self.calls: list = []
+
+    def predict(self, curves, params=None):
+        curves = np.atleast_2d(curves)
+        self.calls.append((curves.copy(), params))
+        return np.full(len(curves), self.forecast), np.full(len(curves), self.sigma)
+
+
+def _options(**kwargs):
+    kwargs.setdefault("max_resource", 9)
+    kwargs.setdefault("min_train_curves", 3)
+    kwargs.setdefault("full_fraction", 0.0)
+    return SwiftHyperbandPruner(mode="paper", **kwargs)._options
+
+
+def _decide(trial, others, *, peers=None, sign=1.0, rung=RUNG, predictor=None, **options):
+    predictor = SpyPredictor() if predictor is None else predictor
+    spy = SpyRule(options.pop("keep", True))
+    options.setdefault("rules", [spy])
+    asked: list = []
+    warned: list = []
+
+    def get_predictor(*args):
+        # (pool, decision step, target), or (key, pool) in the first layout of the parts
+        key, pool = (
+            args
+            if isinstance(args[0], str)
+            else (
+                _records.predictor_key(args[2], args[1]),
+                args[0],
+            )
+        )
+        asked.append((key, pool))
+        return (predictor, "") if predictor != "none" else (None, "no model yet")
+
+    view = _decisions.RungView(trial=trial, rung=rung, sign=sign, others=others, peers=peers or [])
+    target = options.pop("target", rung.budget)
+    record = _decisions.forecast_record(
+        view,
+        _options(**options),
+        target,
+        get_predictor,
+        warn=lambda key, message: warned.append((key, message)),
+    )
+    return record, spy, asked, warned
+
+
+BASE = [
+    _trial(_curve(lambda s, v=v: v + 0.1 / s), number=i) for i, v in enumerate((0.1, 0.3, 0.5))
+]
+
+
+# -- curves ---------------------------------------------------------------------------------
+def test_value_at_reads_the_step_or_the_first_later_one() -> None:
+    trial = _trial({1: 0.9, 2: 0.8, 5: 0.5, 7: math.nan, 8: -math.inf})
+    assert _curves.value_at(trial, 2, 1.0) == 0.8
+    assert _curves.value_at(trial, 3, 1.0) == 0.5  # steps 3 and 4 were skipped
+    assert _curves.value_at(trial, 5, -1.0) == -0.5
+    assert _curves.value_at(trial, 6, 1.0) == math.inf  # NaN is the worst value
+    assert _curves.value_at(trial, 7, -1.0) == math.inf
+    assert _curves.value_at(trial, 8, 1.0) == math.inf  # so is any infinity, either sign
+    assert _curves.value_at(trial, 8, -1.0) == math.inf
+    assert _curves.value_at(trial, 9, 1.0) is None
+
+
+def test_curve_is_steps_one_to_t_with_nan_gaps_and_the_newest_value() -> None:
+    trial = _trial({1: 0.9, 3: 0.7, 4: math.inf, 5: 0.2, 6: 0.1})
+    np.testing.assert_array_equal(
+        _curves.curve(trial, 5, 1.0), [0.9, math.nan, 0.7, math.nan, 0.2]
+    )
+    np.testing.assert_array_equal(
+        _curves.curve(trial, 5, -1.0), [-0.9, math.nan, -0.7, math.nan, -0.2]
+    )
+    with pytest.raises(ValueError):
+        _curves.curve(_trial({1: math.nan, 2: math.inf, 6: 0.1}), 5, 1.0)
+    with pytest.raises(ValueError):
+        _curves.curve(_trial({6: 0.1}), 5, 1.0)
+
+
+def test_has_curve_needs_a_finite_start_and_a_finite_target() -> None:
+    assert _curves.has_curve(_trial(_curve(lambda s: 1 / s)), 5, 9)
+    assert not _curves.has_curve(_trial({1: 0.5, 2: 0.4}), 2, 9)  # never reached 9
+    assert not _curves.has_curve(_trial({1: math.nan, 2: math.nan, 9: 0.1}), 2, 9)
+    assert not _curves.has_curve(_trial({1: 0.5, 9: math.nan}), 2, 9)
+    assert _curves.has_curve(_trial({2: 0.5, 10: 0.1}), 2, 9)  # target read at step 10
+    assert not _curves.has_curve(_trial({3: 0.5, 9: 0.1}), 2, 9)
+
+
+# -- forecast decisions ---------------------------------------------------------------------
+def test_the_predictor_sees_the_curve_up_to_and_including_the_decision_step() -> None:
+    # Flat at 0.9 but for the newest value: a slice that dropped it would see no drop.
+    own = _trial({1: 0.9, 2: 0.9, 3: math.nan, 4: 0.9, 5: 0.05}, params={"lr": 0.1}, number=9)
+    predictor = SpyPredictor()
+    record, _spy, asked, _ = _decide(own, BASE, predictor=predictor)
+    ((curves, params),) = predictor.calls
+    np.testing.assert_array_equal(curves, [[0.9, 0.9, math.nan, 0.9, 0.05]])
+    assert params == [{"lr": 0.1}]
+    assert record["decision"] == "kept" and record["reason"] == "spy says so"
+    assert record["seen"] is True and record["forecast"] == 0.25
+    assert asked == [("r9_t5", BASE)]
+
+
+def test_maximising_flips_every_value_the_decision_sees() -> None:
+    own = _trial({s: -(1 - s / 10) for s in range(1, 6)}, number=9)
+    others = [_trial(_curve(lambda s, v=v: -v), number=i) for i, v in enumerate((1, 2, 3, 4))]
+    peers = [
+        others[0],
+        _trial(
+            {s: -5.0 for s in range(1, 6)}, number=5, records={0: _decision("kept", forecast=-7.0)}
+        ),
+    ]
+    predictor = SpyPredictor(forecast=2.5)
+    record, spy, _, _ = _decide(own, others, peers=peers, sign=-1.0, predictor=predictor)
+    np.testing.assert_allclose(predictor.calls[0][0], [[0.9, 0.8, 0.7, 0.6, 0.5]])
+    (context,) = spy.contexts
+    assert context.forecast == 2.5
+    assert context.threshold == pytest.approx(np.quantile([1, 2, 3, 4], 0.25))
+    assert list(context.rung_values) == [1.0]  # peers[1] never reached step 9
+    assert list(context.rung_forecasts) == [7.0]
+    # Stored as the study sees them: maximised.
+    assert record["forecast"] == -2.5 and record["threshold"] == -context.threshold
+
+
+def test_full_training_until_enough_curves_then_the_quota() -> None:
+    own = _trial(_curve(lambda s: 0.5), number=9)
+    record, spy, asked, _ = _decide(own, BASE[:2])
+    assert (record["decision"], record["reason"]) == ("full", "training curves 2+0 of 3")
+    assert record["forecast"] is None and not spy.contexts and not asked
+    # Quota: full_fraction 1 with eta 3 sends 1 in 3 to full training.
+    peers = [_trial(number=20 + i, records={0: _decision("kept")}) for i in range(2)]
+    record, *_ = _decide(own, BASE, peers=peers, full_fraction=1.0)
+    assert (record["decision"], record["reason"]) == ("full", "full quota 0 of 1")
+    # Seven decided need ceil(8 / 3) = 3 full; two decided with one full need 1.
+    peers[1] = _trial(number=30, records={0: _decision("full")})
+    record, *_ = _decide(own, BASE, peers=peers, full_fraction=1.0)
+    assert record["decision"] == "kept"
+    many = [
+        _trial(number=40 + i, records={0: _decision("full" if i < 2 else "kept")})
+        for i in range(7)
+    ]
+    record, *_ = _decide(own, BASE, peers=many, full_fraction=1.0)
+    assert (record["decision"], record["reason"]) == ("full", "full quota 2 of 3")
+
+
+def test_running_full_trainings_of_the_key_count_as_curves_in_flight() -> None:
+    own = _trial(_curve(lambda s: 0.5), number=9)
+    running = _trial(
+        {1: 0.5, 2: 0.4}, number=7, state=TrialState.RUNNING, records={0: _decision("full")}
+    )
+    record, *_ = _decide(own, [*BASE[:2], running])
+    assert record["decision"] == "kept"  # 2 curves + 1 in flight
+    # Not in flight: another key's full training, a finished trial, a trial with the curve.
+    for other in (
+        _trial(
+            {1: 0.5}, number=7, state=TrialState.RUNNING, records={0: _decision("full", "r27_t5")}
+        ),
+        _trial({1: 0.5}, number=7, state=TrialState.RUNNING, records={0: _decision("kept")}),
+        _trial({1: 0.5}, number=7, state=TrialState.PRUNED, records={0: _decision("full")}),
+    ):
+        record, *_ = _decide(own, [*BASE[:2], other])
+        assert record["reason"] == "training curves 2+0 of 3", other
+
+
+def test_the_pool_holds_the_others_with_a_curve_to_learn_from() -> None:
+    short = _trial({1: 0.5, 2: 0.4}, number=3)  # never reached the target
+    blank = _trial({1: math.nan, 9: 0.1}, number=4)
+    own = _trial(_curve(lambda s: 0.5), number=9)
+    record, spy, asked, _ = _decide(own, [*BASE, short, blank])
+    assert [t.number for t in asked[0][1]] == [0, 1, 2]
+    # The threshold's sample is the pool's values at the target (no full rung-mates yet).
+    values = [t.intermediate_values[9] for t in BASE]
+    assert spy.contexts[0].threshold == pytest.approx(np.quantile(values, 0.25))
+    assert record["threshold_basis"] == "all curves of key"
+
+
+def test_the_threshold_uses_the_rungs_full_trainings_once_there_are_some() -> None:
+    own = _trial(_curve(lambda s: 0.5), number=9)
+    full = [
+        _trial(_curve(lambda s, v=v: v), number=10 + i, records={0: _decision("full")})
+        for i, v in enumerate((0.6, 0.8, math.nan))
+    ]
+    kept = _trial(_curve(lambda s: 0.01), number=20, records={0: _decision("kept")})
+    record, spy, _, _ = _decide(own, [*BASE, *full, kept], peers=[*full, kept])
+    # NaN (a diverged full training) is left out of the quantile: quantile([.6, .8], .25).
+    assert spy.contexts[0].threshold == pytest.approx(0.65)
+    assert record["threshold_basis"] == "rung full trainings"
+    assert list(spy.contexts[0].rung_values) == [0.6, 0.8, math.inf, 0.01]
+    # Forecasts of the final value must beat the best final value so far.
+    record, spy, _, _ = _decide(own, [*BASE, *full, kept], peers=full, forecast_final=True)
+    assert spy.contexts[0].threshold == pytest.approx(0.01)
+    assert record["threshold_basis"] == "best final value so far"
+
+
+def test_no_forecast_when_there_is_no_predictor_curve_or_finite_forecast() -> None:
+    own = _trial(_curve(lambda s: 0.5), number=9)
+    record, spy, _, _ = _decide(own, BASE, predictor="none")
+    assert (record["decision"], record["reason"]) == ("no-forecast", "no model yet")
+    assert not spy.contexts
+    blank = _trial({1: math.nan, 2: math.inf, 6: 0.5}, number=9)
+    record, _, asked, _ = _decide(blank, BASE)
+    assert record["decision"] == "no-forecast" and record["reason"].startswith("the trial's curve")
+    assert not asked
+    for bad in (math.nan, math.inf):
+        record, spy, _, warned = _decide(own, BASE, predictor=SpyPredictor(forecast=bad))
+        assert record["decision"] == "no-forecast" and not spy.contexts
+        assert record["reason"] == f"predictor failed: ValueError: non-finite forecast {bad}"
+        assert warned == [("r9_t5", record["reason"])]
+        assert record["forecast"] is None
+
+
+def test_a_rule_that_raises_falls_back_to_asha() -> None:
+    class Broken:
+        name = "broken"
+
+        def decide(self, context):
+            raise ZeroDivisionError("oops")
+
+    own = _trial(_curve(lambda s: 0.5), number=9)
+    record, _, _, warned = _decide(own, BASE, rules=[Broken()])
+    assert record["decision"] == "no-forecast"
+    assert record["reason"] == "rule failed: ZeroDivisionError: oops"
+    assert warned == [("r9_t5", "rule failed: ZeroDivisionError: oops")]
+
+
+def test_a_pruned_verdict_is_recorded_with_the_forecast() -> None:
+    own = _trial(_curve(lambda s: 0.5), number=9)
+    record, *_ = _decide(own, BASE, keep=False)
+    assert record["decision"] == "pruned" and record["reason"] == "spy says so"
+    assert record["forecast"] == 0.25 and record["key"] == "r9_t5"
+    assert (record["rung"], record["budget"], record["decision_step"]) == (0, 9, 5)
+    assert record["step"] == 9 and record["bracket"] == 0
+    _records.validate_decision(record)
+
+
+def test_peer_forecasts_are_of_the_most_recent_trials_that_reached_the_step() -> None:
+    others = [
+        _trial({s: 1.0 + i for s in range(1, 6)}, number=i, state=TrialState.RUNNING)
+        for i in range(20)
+    ]
+    others.append(_trial({1: 0.5, 2: 0.4}, number=30, state=TrialState.RUNNING))  # not at t*
+    others.append(_trial({s: math.nan for s in range(1, 6)}, number=31))  # NaN at t*
+    own = _trial(_curve(lambda s: 0.5), number=40)
+    predictor = SpyPredictor()
+    _, spy, _, _ = _decide(own, [*BASE, *others], predictor=predictor, max_train_curves=3)
+    assert len(predictor.calls) == 1  # not computed until a rule asks
+    forecasts = spy.contexts[0].others_forecasts()
+    # The last 5 * max_train_curves = 15 of those that reached t* = 5 with a finite value.
+    assert len(forecasts) == 15
+    np.testing.assert_array_equal(predictor.calls[1][0][:, -1], [1.0 + i for i in range(5, 20)])
+
+
+def test_no_peer_reached_the_step() -> None:
+    own = _trial(_curve(lambda s: 0.5), number=40)
+    pool = [_trial({1: 0.5, 2: 0.4, 9: 0.3}, number=i) for i in range(3)]
+    _, spy, _, _ = _decide(own, pool)
+    assert spy.contexts[0].others_forecasts().shape == (0,)
+
+
+# -- promotions -----------------------------------------------------------------------------
+def _promotion(own, peers, sign=1.0, eta=3, rung=RUNG1):
+    view = _decisions.RungView(trial=own, rung=rung, sign=sign, others=peers, peers=peers)
+    return _decisions.promotion_record(view, eta)
+
+
+def test_promotion_ranks_the_rung_with_ties_in_the_trials_favour() -> None:
+    peers = [_trial({3: v}, number=i) for i, v in enumerate((0.1, 0.2, 0.3, 0.4, 0.5))]
+    # 6 in the rung, eta 3: the top 2 are promoted; a tie with the 2nd is promoted.
+    record = _promotion(_trial({3: 0.2}, number=9), peers)
+    assert (record["decision"], record["rank"], record["of"]) == ("promoted", 2, 6)
+    assert record["value"] == 0.2 and record["budget"] == 3 and record["step"] == 3
+    record = _promotion(_trial({3: 0.25}, number=9), peers)
+    assert (record["decision"], record["rank"], record["of"]) == ("stopped", 3, 6)
+    # Fewer than eta in the rung: the best alone is promoted.
+    assert _promotion(_trial({3: 0.15}, number=9), peers[:1])["decision"] == "stopped"
+    assert _promotion(_trial({3: 0.05}, number=9), peers[:1])["decision"] == "promoted"
+    # Maximising: values are compared negated and stored as reported.
+    flipped = [_trial({3: -v}, number=i) for i, v in enumerate((0.1, 0.2, 0.3, 0.4, 0.5))]
+    record = _promotion(_trial({3: -0.45}, number=9), flipped, sign=-1.0)
+    assert (record["decision"], record["rank"], record["value"]) == ("stopped", 5, -0.45)
+
+
+def test_promotion_counts_rung_mates_pruned_on_a_forecast() -> None:
+    # Forecast-pruned rung-mates never reached r_i = 3: they count with their forecast when
+    # it was of r_i, else as the worst value. Rung-mates still running below r_i do not count.
+    pruned_here = _trial(
+        {1: 0.9, 2: 0.8}, number=1, records={1: _decision("pruned", "r3_t2", 0.05, rung=1)}
+    )
+    pruned_final = _trial(
+        {1: 0.9, 2: 0.8}, number=2, records={1: _decision("pruned", "r9_t2", 0.01, rung=1)}
+    )
+    kept_here = _trial(
+        {1: 0.9, 2: 0.8}, number=3, records={1: _decision("kept", "r3_t2", 0.02, rung=1)}
+    )
+    running = _trial({1: 0.9}, number=4, state=TrialState.RUNNING)
+    done = _trial({3: 0.3}, number=5)
+    peers = [pruned_here, pruned_final, kept_here, running, done]
+    record = _promotion(_trial({3: 0.2}, number=9), peers)
+    # Ranked among 0.05 (forecast), inf (forecast of another step), 0.3 and itself: 2 of 4.
+    assert (record["rank"], record["of"], record["decision"]) == (2, 4, "stopped")
+    record = _promotion(_trial({3: 0.04}, number=9), peers)
+    assert (record["rank"], record["of"], record["decision"]) == (1, 4, "promoted")
+    # Maximising, the stored forecast is negated back before ranking.
+    flipped = _trial(
+        {1: -0.9, 2: -0.8}, number=1, records={1: _decision("pruned", "r3_t2", -0.05, rung=1)}
+    )
+    record = _promotion(_trial({3: -0.2}, number=9), [flipped, _trial({3: -0.3}, number=5)], -1.0)
+    assert (record["rank"], record["of"]) == (2, 3)
+
+
+def test_a_nan_value_at_the_budget_is_never_promoted() -> None:
+    record = _promotion(_trial({3: math.nan}, number=9), [])
+    assert (record["decision"], record["value"], record["rank"]) == ("stopped", None, 1)
+    peers = [_trial({3: math.nan}, number=1), _trial({3: math.inf}, number=2)]
+    record = _promotion(_trial({3: 5.0}, number=9), peers)
+    assert (record["decision"], record["rank"], record["of"]) == ("promoted", 1, 3)

@@ -1,0 +1,318 @@
+"""The forecast mode: calibrated early stops at geometric decision points, rescue at rung ends,
+and the bracket weights, on real studies with a transparent predictor."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_qsvr import SVRPredictor, SwiftHyperbandPruner, _records
+from optuna_qsvr.predictors import BasePredictor, ModelFormatError
+from optuna_qsvr.pruners import ChanceRule, DecisionContext, RescueRule, Schedule
+from optuna_qsvr.pruners._decisions import checkpoint_due
+
+
+class LastValuePredictor(BasePredictor):
+    """Forecast: the last value seen plus ``offset``; error normal with ``std``."""
+
+    def __init__(self, offset: float = 0.0, std: float = 0.05) -> None:
+        self.offset, self.std = offset, std
+
+    def fit(self, curves, targets, params=None):
+        return self
+
+    def predict(self, curves, params=None):
+        curves = np.atleast_2d(curves)
+        last = np.array([row[np.isfinite(row)][-1] for row in curves])
+        return last + self.offset, np.full(len(last), self.std)
+
+    def to_json(self) -> str:
+        return json.dumps({"offset": self.offset, "std": self.std})
+
+    @classmethod
+    def from_json(cls, text: str):
+        doc = json.loads(text)
+        if set(doc) != {"offset", "std"}:
+            raise ModelFormatError("bad record")
+        return cls(doc["offset"], doc["std"])
+
+
+class Exploding(LastValuePredictor):
+    def predict(self, curves, params=None):
+        raise RuntimeError("annealer exploded")
+
+
+def _trial(study: optuna.Study, curve: dict[int, float]) -> optuna.trial.FrozenTrial:
+    trial = study.ask()
+    for step in sorted(curve):
+        trial.report(curve[step], step)
+        if trial.should_prune():
+            study.tell(trial, state=TrialState.PRUNED)
+            break
+    else:
+        study.tell(trial, curve[max(curve)])
+    return study._storage.get_trial(trial._trial_id)
+
+
+def _flat(value: float, steps: int) -> dict[int, float]:
+    return {s: value for s in range(1, steps + 1)}
+
+
+def _in_bracket(study: optuna.Study, pruner: SwiftHyperbandPruner, bracket: int) -> None:
+    while pruner.bracket_of(study.study_name, len(study.trials)) != bracket:
+        study.tell(study.ask(), state=TrialState.FAIL)
+
+
+def _pruner(**kwargs) -> SwiftHyperbandPruner:
+    options = dict(
+        max_resource=9,
+        mode="forecast",
+        predictor=LastValuePredictor(),
+        min_train_curves=3,
+        bracket_weights=(1.0, 1.0),  # every bracket, Hyperband's shares (exact assignment)
+    )
+    return SwiftHyperbandPruner(**{**options, **kwargs})
+
+
+def test_checkpoints_are_geometric_inside_the_rung() -> None:
+    schedule = Schedule(1, 50, 3, 0.5)
+    rung = schedule.rungs(0)[0]  # bracket 0: its first rung spans 0..27
+    assert (rung.previous, rung.budget) == (0, 27)
+
+    class T:
+        def __init__(self, steps):
+            self.intermediate_values = {s: 0.0 for s in steps}
+            self.last_step = max(steps)
+
+    due = [s for s in range(1, 27) if checkpoint_due(T(range(1, s + 1)), rung, 1.5, 1) == s]
+    assert due == [1, 2, 3, 4, 6, 8, 12, 18, 26]
+    # Reports every 5 epochs: a point is taken at the first report past it, the latest one.
+    assert checkpoint_due(T([5, 10]), rung, 1.5, 1) == 8
+    assert checkpoint_due(T([5, 10, 15]), rung, 1.5, 1) == 12
+    assert checkpoint_due(T([12, 13]), rung, 1.5, 1) is None
+    # A ratio of 2 asks less often.
+    due = [s for s in range(1, 27) if checkpoint_due(T(range(1, s + 1)), rung, 2.0, 1) == s]
+    assert due == [1, 2, 4, 8, 16]
+
+
+def test_chance_rule() -> None:
+    rule = ChanceRule(0.1)
+    context = dict(forecast=0.5, sigma=0.1, threshold=0.4, reduction_factor=3)
+    assert not rule.decide(DecisionContext(**context, p_beat=0.05)).keep
+    verdict = rule.decide(DecisionContext(**context, p_beat=0.1))
+    assert verdict.keep and verdict.extra == {"p_beat": 0.1}
+    assert rule.decide(DecisionContext(**context)) is None  # no error model: abstain
+    with pytest.raises(ValueError, match="alpha"):
+        ChanceRule(0.5)
+
+
+def test_rescue_rule_ranks_among_rung_forecasts() -> None:
+    context = dict(sigma=math.nan, threshold=math.nan, reduction_factor=3)
+    mates = [0.1, 0.2, 0.3, 0.4, 0.5]  # with the trial, 6 forecasts: the top 2 are kept
+    assert (
+        RescueRule().decide(DecisionContext(forecast=0.15, rung_forecasts=mates, **context)).keep
+    )
+    assert (
+        not RescueRule()
+        .decide(DecisionContext(forecast=0.25, rung_forecasts=mates, **context))
+        .keep
+    )
+
+
+def test_early_stop_on_the_final_value_is_calibrated_and_recorded(study_name) -> None:
+    """R=9, bracket 0 (rungs 9). Three finished trials end at 0.10, 0.20, 0.30; the best final
+    so far is 0.10. A flat curve at 0.40 forecasts 0.40 with sigma 0.05: P(beat 0.10) =
+    Phi(-6) ~ 1e-9 < 0.1, so it stops at the first decision point, step 1."""
+    pruner = _pruner()
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for value in (0.10, 0.20, 0.30):
+        _in_bracket(study, pruner, 0)
+        assert _trial(study, _flat(value, 9)).state == TrialState.COMPLETE
+    _in_bracket(study, pruner, 0)
+    bad = _trial(study, _flat(0.40, 9))
+    assert bad.state == TrialState.PRUNED and bad.last_step == 1
+    (record,) = _records.decisions(bad.system_attrs).values()
+    assert record["decision"] == "pruned" and record["key"] == "r9_t1"
+    assert record["forecast"] == pytest.approx(0.40)
+    assert record["threshold"] == pytest.approx(0.10)
+    assert record["p_beat"] == pytest.approx(0.5 * math.erfc(6 / math.sqrt(2)), rel=1e-6)
+    assert record["reason"].startswith("P(beats threshold) 0.000 < 0.1")
+    # A curve within reach of the best (forecast 0.12, P(beat 0.10) = Phi(-0.4) = 0.34) runs.
+    _in_bracket(study, pruner, 0)
+    assert _trial(study, _flat(0.12, 9)).state == TrialState.COMPLETE
+
+
+def test_alpha_sets_how_much_chance_is_enough(study_name) -> None:
+    # Forecast 0.16 against a best of 0.10 with sigma 0.05: P = Phi(-1.2) = 0.115.
+    for alpha, state in ((0.1, TrialState.COMPLETE), (0.2, TrialState.PRUNED)):
+        pruner = _pruner(alpha=alpha)
+        study = optuna.create_study(study_name=f"{study_name}-{alpha}", pruner=pruner)
+        for value in (0.10, 0.20, 0.30):
+            _in_bracket(study, pruner, 0)
+            _trial(study, _flat(value, 9))
+        _in_bracket(study, pruner, 0)
+        assert _trial(study, _flat(0.16, 9)).state == state
+
+
+def test_top_k_compares_with_the_kth_best_final(study_name) -> None:
+    # With k=3 the bar is 0.30: a curve at 0.32 has P(beat) = Phi(-0.4) = 0.34 and runs on;
+    # with k=1 (bar 0.10) it stops.
+    for k, state in ((3, TrialState.COMPLETE), (1, TrialState.PRUNED)):
+        pruner = _pruner(top_k=k)
+        study = optuna.create_study(study_name=f"{study_name}-{k}", pruner=pruner)
+        for value in (0.10, 0.20, 0.30):
+            _in_bracket(study, pruner, 0)
+            _trial(study, _flat(value, 9))
+        _in_bracket(study, pruner, 0)
+        assert _trial(study, _flat(0.32, 9)).state == state
+
+
+def test_maximize_mirrors_minimize(study_name) -> None:
+    pruner = _pruner()
+    study = optuna.create_study(study_name=study_name, pruner=pruner, direction="maximize")
+    for value in (0.90, 0.80, 0.70):
+        _in_bracket(study, pruner, 0)
+        _trial(study, _flat(value, 9))
+    _in_bracket(study, pruner, 0)
+    bad = _trial(study, _flat(0.60, 9))
+    assert bad.state == TrialState.PRUNED and bad.last_step == 1
+    (record,) = _records.decisions(bad.system_attrs).values()
+    assert record["forecast"] == pytest.approx(0.60) and record["threshold"] == pytest.approx(0.9)
+    _in_bracket(study, pruner, 0)
+    assert _trial(study, _flat(0.88, 9)).state == TrialState.COMPLETE
+
+
+def test_too_few_curves_means_hyperband(study_name) -> None:
+    pruner = _pruner(min_train_curves=5)
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for value in (0.10, 0.20, 0.30):
+        _in_bracket(study, pruner, 0)
+        _trial(study, _flat(value, 9))
+    _in_bracket(study, pruner, 0)
+    # Only 3 curves to learn from: no forecast, and bracket 0 (a single rung) never stops.
+    assert _trial(study, _flat(0.90, 9)).state == TrialState.COMPLETE
+
+
+def test_a_broken_predictor_never_fails_a_trial(caplog, study_name) -> None:
+    pruner = _pruner(predictor=Exploding())
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for value in (0.10, 0.20, 0.30):
+        _in_bracket(study, pruner, 0)
+        _trial(study, _flat(value, 9))
+    _in_bracket(study, pruner, 0)
+    trial = _trial(study, _flat(0.90, 9))
+    assert trial.state == TrialState.COMPLETE
+    records = list(_records.decisions(trial.system_attrs).values())
+    assert records and all(r["decision"] == "no-forecast" for r in records)
+    assert "RuntimeError: annealer exploded" in records[0]["reason"]
+    warned = caplog.text.count("annealer exploded")
+    _in_bracket(study, pruner, 0)
+    assert _trial(study, _flat(0.95, 9)).state == TrialState.COMPLETE
+    assert caplog.text.count("annealer exploded") == warned  # once per predictor key
+
+
+def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
+    """R=9, eta 3, bracket 1: rungs 3 and 9. Three finished trials (bracket 0) supply the
+    curves; at r=3 the rung-mates are at 0.50, 0.60 and 0.70 and the trial at 0.65: ASHA (top
+    1 of 4) stops it. A predictor whose forecast is the last value plus 6 times the last
+    change sees it falling fast: forecast 0.05, the best of the rung's forecasts, rescued."""
+
+    class Slope(LastValuePredictor):
+        def predict(self, curves, params=None):
+            curves = np.atleast_2d(curves)
+            return curves[:, -1] + 6 * (curves[:, -1] - curves[:, -2]), np.full(len(curves), 0.1)
+
+    for rescue, state in ((True, TrialState.COMPLETE), (False, TrialState.PRUNED)):
+        pruner = _pruner(predictor=Slope(), rescue=rescue, alpha=0.001)
+        study = optuna.create_study(study_name=f"{study_name}-{rescue}", pruner=pruner)
+        for value in (0.20, 0.30, 0.40):
+            _in_bracket(study, pruner, 0)
+            _trial(study, _flat(value, 9))
+        for value in (0.50, 0.60, 0.70):
+            _in_bracket(study, pruner, 1)
+            _trial(study, {1: value, 2: value, 3: value, **_flat(value, 9)})
+        _in_bracket(study, pruner, 1)
+        curve = {1: 0.80, 2: 0.75, 3: 0.65, **{s: 0.3 for s in range(4, 10)}}
+        trial = _trial(study, curve)
+        assert trial.state == state, rescue
+        promotion = _records.read_trial(trial.system_attrs).promotions[0]
+        if rescue:
+            assert promotion["rescued"] and promotion["decision"] == "promoted"
+            assert "rescue: forecast within top 1/3" in promotion["reason"]
+        else:
+            assert promotion["decision"] == "stopped" and "rescued" not in promotion
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [((1.0, 1.0, 0.0), {3, 2}), ((1.0, 0.0), {3}), ((1.0,), {0, 1, 2, 3})],
+)
+def test_bracket_weights_choose_the_brackets(weights, expected) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=50, mode="forecast", bracket_weights=weights)
+    brackets = {pruner.bracket_of("w", n) for n in range(3000)}
+    assert brackets == expected
+    if weights == (1.0,):  # all ones: Optuna's own assignment
+        assert pruner.schedule.allocation == pruner.schedule.bracket_sizes
+
+
+def test_default_bracket_weights_keep_the_two_aggressive_brackets() -> None:
+    pruner = SwiftHyperbandPruner(max_resource=50, mode="forecast")
+    counts = np.bincount([pruner.bracket_of("d", n) for n in range(6000)], minlength=4)
+    assert counts[0] == counts[1] == 0
+    # Hyperband's sizes 12 : 27 for the two most aggressive brackets.
+    assert counts[3] / counts[2] == pytest.approx(27 / 12, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"mode": "forecast", "rank_quantile": 0.3},
+        {"mode": "forecast", "full_fraction": 0.2},
+        {"mode": "forecast", "forecast_final": True},
+        {"mode": "paper", "alpha": 0.1},
+        {"mode": "paper", "rescue": False},
+        {"mode": "both"},
+        {"mode": "forecast", "alpha": 0.6},
+        {"mode": "forecast", "checkpoint_ratio": 1.0},
+        {"mode": "forecast", "bracket_weights": (0.0, 1.0)},
+        {"mode": "forecast", "top_k": 0},
+    ],
+)
+def test_options_of_the_other_mode_are_an_error(kwargs) -> None:
+    with pytest.raises(ValueError):
+        SwiftHyperbandPruner(max_resource=9, **kwargs)
+
+
+def test_named_predictors_get_an_error_model_in_forecast_mode() -> None:
+    pruner = SwiftHyperbandPruner(max_resource=9, mode="forecast", predictor="qsvr")
+    made = pruner._new_predictor()
+    assert made.cv == 5 and made.residual  # calibration needs out-of-fold residuals
+    assert (
+        SwiftHyperbandPruner(max_resource=9, mode="paper", predictor="qsvr")._new_predictor().cv
+        == 0
+    )
+
+
+def test_svr_prob_below_is_the_conformal_rank_of_out_of_fold_residuals() -> None:
+    rng = np.random.default_rng(0)
+    rates = rng.uniform(0.05, 0.5, 40)
+    curves = np.exp(-np.outer(rates, np.arange(1, 6)))
+    final = np.exp(-rates * 20) + rng.normal(0, 0.01, 40)
+    p = SVRPredictor(residual=True).fit(curves, final)
+    residuals = p._fitted["residuals"]
+    assert len(residuals) == 40 and np.all(np.diff(residuals) >= 0)
+    mean = p.predict(curves[:1])[0][0]
+    for threshold in (mean - 1.0, mean + residuals[19], mean + 1.0):
+        below = np.sum(residuals <= threshold - mean)
+        expected = (below + 1) / 41
+        assert p.prob_below(curves[:1], np.array([threshold]))[0] == pytest.approx(expected)
+    # The residuals travel with the model.
+    q = SVRPredictor.from_json(p.to_json())
+    assert np.array_equal(
+        q.prob_below(curves, np.full(40, 0.1)), p.prob_below(curves, np.full(40, 0.1))
+    )

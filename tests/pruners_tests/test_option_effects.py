@@ -1,0 +1,359 @@
+"""Each option of SwiftHyperbandPruner changes what it should, on real studies.
+
+Curves are shaped so that the option decides the outcome: a curve that drops only at the
+decision step (a slice that loses the newest value sees no drop), values whose order flips
+between the rung's budget and max_resource (a wrong target step ranks them differently), and
+forecasts whose distance to the threshold is a known number of sigmas.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from statistics import NormalDist
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_qsvr import SwiftHyperbandPruner, _records
+from optuna_qsvr.predictors import SVRPredictor
+from optuna_qsvr.pruners import ThresholdRule
+from optuna_qsvr.report import fit_records
+from tests.pruners_tests._helpers import (
+    LastValue,
+    Recorder,
+    add_complete,
+    ask_in_bracket,
+    flat,
+    run_curve,
+)
+
+BASE = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+@pytest.fixture(autouse=True)
+def _reset_recorder():
+    Recorder.reset()
+    yield
+    Recorder.reset()
+
+
+def _study(pruner: SwiftHyperbandPruner, direction: str = "minimize") -> optuna.Study:
+    return optuna.create_study(study_name="effects", direction=direction, pruner=pruner)
+
+
+def _add_in_bracket(study, pruner, bracket: int, curve: dict[int, float], params=None) -> None:
+    """A finished trial in ``bracket`` (a rung-mate), added without the pruner."""
+    for _ in range(1000):  # bounded: a broken bracket assignment fails, never hangs
+        if pruner.bracket_of(study.study_name, len(study.trials)) == bracket:
+            return add_complete(study, curve, params)
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    raise AssertionError(f"no trial number falls in bracket {bracket}")
+
+
+def _decide(study, pruner, curve: dict[int, float], bracket: int = 0, rung: int = 0) -> dict:
+    ask_in_bracket(study, pruner, bracket)
+    trial = run_curve(study, curve)
+    return _records.read_trial(trial.system_attrs).decisions[rung]
+
+
+def _pruner(**kwargs) -> SwiftHyperbandPruner:
+    kwargs.setdefault("max_resource", 9)
+    kwargs.setdefault("min_train_curves", 3)
+    kwargs.setdefault("full_fraction", 0.0)
+    kwargs.setdefault("predictor", LastValue(sigma=0.1))
+    return SwiftHyperbandPruner(mode="paper", **kwargs)
+
+
+def _with_base(pruner, values=BASE, bracket: int = 0) -> optuna.Study:
+    study = _study(pruner)
+    for v in values:
+        _add_in_bracket(study, pruner, bracket, flat(v, pruner.schedule.max_resource))
+    return study
+
+
+def _dip(at: int, steps: int = 9, high: float = 0.9, low: float = 0.05) -> dict[int, float]:
+    """High everywhere except one low value at step ``at``."""
+    return {s: (low if s == at else high) for s in range(1, steps + 1)}
+
+
+# -- known_curve: the decision step, and the newest value in the slice ----------------------
+@pytest.mark.parametrize(("known_curve", "t_star"), [(0.5, 5), (0.8, 8), (0.12, 2)])
+def test_known_curve_sets_the_decision_step_and_its_value_decides(known_curve, t_star) -> None:
+    outcomes = {}
+    for at in (t_star - 1, t_star, t_star + 1):
+        Recorder.reset()
+        pruner = _pruner(known_curve=known_curve, predictor=Recorder(), rules=[ThresholdRule()])
+        study = _with_base(pruner)
+        d = _decide(study, pruner, _dip(at))
+        assert (d["decision_step"], d["key"]) == (t_star, f"r9_t{t_star}")
+        assert d["step"] == t_star
+        (asked,) = Recorder.asked[:1]
+        assert asked.shape == (1, t_star) and asked[0, -1] == (0.05 if at == t_star else 0.9)
+        outcomes[at] = d["decision"]
+    # Only a drop at t* itself is seen: before it, the last value is high again; after, unseen.
+    assert outcomes == {t_star - 1: "pruned", t_star: "kept", t_star + 1: "pruned"}
+
+
+# -- confidence -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("confidence", "decision"), [(None, "pruned"), (0.9, "kept"), (0.7, "pruned")]
+)
+def test_confidence_keeps_a_forecast_within_its_probability_of_beating_the_threshold(
+    confidence, decision
+) -> None:
+    # Threshold quantile(BASE, .25) = 0.225; forecast 0.3 with sigma 0.1: P(beat) = 0.2266,
+    # above 1 - 0.9 and below 1 - 0.7. The rung's top 1/3 (0.1, 0.2) excludes 0.3.
+    pruner = _pruner(confidence=confidence)
+    d = _decide(_with_base(pruner), pruner, flat(0.3, 9))
+    assert d["decision"] == decision
+    assert d["threshold"] == pytest.approx(0.225)
+    if confidence is None:
+        assert "p_beat" not in d
+        assert d["reason"] == "forecast loses to threshold; forecast outside top 1/3"
+    else:
+        assert d["p_beat"] == pytest.approx(NormalDist().cdf(-0.75), abs=1e-9)
+
+
+def test_confidence_uses_the_svr_cross_validated_sigma_in_target_units() -> None:
+    """End to end: p_beat recorded by the pruner is Phi((threshold - forecast) / sigma) with
+    the stored SVR's sigma_, which is in the target's units."""
+    rng = np.random.default_rng(3)
+    pruner = SwiftHyperbandPruner(
+        mode="paper", max_resource=9, min_train_curves=8, full_fraction=0.0, confidence=0.99
+    )
+    study = _study(pruner)
+    for _ in range(30):  # values in the hundreds: scaled units would be 300x off
+        rate, floor = rng.uniform(0.1, 0.6), rng.uniform(0, 100)
+        _add_in_bracket(
+            study, pruner, 0, {s: floor + 300 * math.exp(-rate * s) for s in range(1, 10)}
+        )
+    d = _decide(study, pruner, {s: 60 + 300 * math.exp(-0.3 * s) for s in range(1, 10)})
+    assert d["decision"] in ("kept", "pruned") and "p_beat" in d
+    header, text = _records.read_model(
+        study._storage.get_study_system_attrs(study._study_id), "r9_t5"
+    )
+    sigma = SVRPredictor.from_json(text).sigma_
+    assert header["cv_rmse"] == pytest.approx(sigma)
+    assert 1.0 < sigma < 100.0  # target units: curves span 0..400
+    z = (d["threshold"] - d["forecast"]) / sigma
+    assert d["p_beat"] == pytest.approx(NormalDist().cdf(z), rel=1e-9, abs=1e-12)
+
+
+# -- the training set: min_train_curves, max_train_curves -----------------------------------
+def test_min_train_curves_sends_trials_to_full_training_until_reached() -> None:
+    for n_base, decision in ((3, "full"), (4, "kept")):
+        pruner = _pruner(min_train_curves=4, predictor=Recorder())
+        d = _decide(_with_base(pruner, BASE[:n_base]), pruner, flat(0.05, 9))
+        assert d["decision"] == decision, n_base
+        if decision == "full":
+            assert d["reason"] == "training curves 3+0 of 4" and Recorder.fits == 0
+        else:
+            assert Recorder.fits == 1 and len(Recorder.fitted[0][1]) == 4
+
+
+def test_a_full_training_in_flight_counts_toward_min_train_curves() -> None:
+    pruner = _pruner(min_train_curves=4, predictor=Recorder())
+    study = _with_base(pruner, BASE[:3])
+    ask_in_bracket(study, pruner, 0)
+    first = study.ask()
+    for s in range(1, 6):
+        first.report(0.3, s)
+        assert not first.should_prune()
+    record = _records.decision_of(study._storage.get_trial(first._trial_id).system_attrs, 0)
+    assert (record["decision"], record["reason"]) == ("full", "training curves 3+0 of 4")
+    # While it trains on, the next trial counts it (3 curves + 1 in flight): no second full
+    # training, and no fit either until its curve exists.
+    d = _decide(study, pruner, flat(0.05, 9))
+    assert d["decision"] == "no-forecast" and d["reason"] == "3 of 4 training curves"
+    for s in range(6, 10):
+        first.report(0.3, s)
+    study.tell(first, 0.3)
+    assert _decide(study, pruner, flat(0.05, 9))["decision"] == "kept"
+    assert Recorder.fits == 1
+
+
+def test_max_train_curves_fits_on_the_most_recent_curves() -> None:
+    pruner = _pruner(min_train_curves=3, max_train_curves=4, predictor=Recorder())
+    values = (0.11, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.18)
+    study = _with_base(pruner, values)
+    _decide(study, pruner, flat(0.05, 9))
+    ((curves, targets, _params),) = Recorder.fitted
+    np.testing.assert_array_equal(targets, [0.15, 0.16, 0.17, 0.18])
+    np.testing.assert_array_equal(curves[:, -1], [0.15, 0.16, 0.17, 0.18])
+    assert curves.shape == (4, 5)
+    (record,) = fit_records(study)
+    assert record["n_train"] == 4
+
+
+# -- full_fraction, threshold_quantile ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("full_fraction", "expected"),
+    [
+        (0.0, ["kept"] * 7),
+        # quota ceil(0.5 (n + 1) / 3): 1 for n = 0..5, 2 for n = 6.
+        (0.5, ["full", "kept", "kept", "kept", "kept", "kept", "full"]),
+        (1.0, ["full", "kept", "kept", "full", "kept", "kept", "full"]),
+    ],
+)
+def test_full_fraction_sets_the_share_of_full_trainings(full_fraction, expected) -> None:
+    pruner = _pruner(full_fraction=full_fraction)
+    study = _with_base(pruner)
+    # Each trial beats every earlier one, so every forecast decision keeps it.
+    got = [_decide(study, pruner, flat(0.08 - 0.01 * i, 9))["decision"] for i in range(7)]
+    assert got == expected
+
+
+@pytest.mark.parametrize(("quantile", "decision"), [(0.25, "pruned"), (0.75, "kept")])
+def test_threshold_quantile_sets_the_threshold(quantile, decision) -> None:
+    pruner = _pruner(threshold_quantile=quantile, rules=[ThresholdRule()])
+    d = _decide(_with_base(pruner), pruner, flat(0.3, 9))
+    assert d["threshold"] == pytest.approx(float(np.quantile(BASE, quantile)))
+    assert d["decision"] == decision and d["threshold_basis"] == "all curves of key"
+
+
+def test_the_threshold_comes_from_the_rungs_full_trainings_once_any_exist() -> None:
+    pruner = _pruner(full_fraction=1.0, threshold_quantile=0.5, rules=[ThresholdRule()])
+    study = _with_base(pruner)
+    assert _decide(study, pruner, flat(0.55, 9))["decision"] == "full"
+    d = _decide(study, pruner, flat(0.5, 9))
+    assert (d["threshold"], d["threshold_basis"]) == (0.55, "rung full trainings")
+    assert d["decision"] == "kept"
+
+
+# -- forecast_final, rank_quantile ----------------------------------------------------------
+def _crossing(at_budget: float, final: float) -> dict[int, float]:
+    """Flat to step 9 at ``at_budget``, then linear to ``final`` at step 27."""
+    return {
+        s: at_budget if s <= 9 else at_budget + (final - at_budget) * (s - 9) / 18
+        for s in range(1, 28)
+    }
+
+
+@pytest.mark.parametrize("forecast_final", [False, True])
+def test_forecast_final_forecasts_max_resource_against_the_best_final_value(
+    forecast_final,
+) -> None:
+    # R = 27, bracket 1: rungs (0, 5, 9) and (9, 18, 27). Values at 9 and at 27 cross.
+    pruner = _pruner(max_resource=27, forecast_final=forecast_final, predictor=Recorder())
+    study = _study(pruner)
+    for at_budget, final in ((0.1, 0.9), (0.2, 0.7), (0.3, 0.5), (0.4, 0.3)):
+        _add_in_bracket(study, pruner, 1, _crossing(at_budget, final))
+    d = _decide(study, pruner, flat(0.25, 27), bracket=1)
+    ((_curves, targets, _params),) = Recorder.fitted
+    if forecast_final:
+        assert d["key"] == "r27_t5" and d["budget"] == 9
+        np.testing.assert_allclose(targets, [0.9, 0.7, 0.5, 0.3])
+        assert d["threshold"] == pytest.approx(0.3) and d["decision"] == "kept"
+        assert d["threshold_basis"] == "best final value so far"
+        assert [r.name for r in pruner.rules] == ["threshold"]
+    else:
+        assert d["key"] == "r9_t5"
+        np.testing.assert_allclose(targets, [0.1, 0.2, 0.3, 0.4])
+        assert d["threshold"] == pytest.approx(0.175)
+        assert d["decision"] == "pruned" and d["reason"].endswith("outside top 1/3")
+
+
+@pytest.mark.parametrize(
+    ("rank_quantile", "decision", "reason"),
+    [
+        (None, "pruned", "forecast loses to threshold; forecast outside top 1/3"),
+        (0.5, "kept", "forecast ranks 3 of 7, within top 4"),
+        (0.2, "pruned", "forecast loses to threshold; forecast ranks 3 of 7, outside top 2"),
+    ],
+)
+def test_rank_quantile_ranks_among_peer_forecasts_instead_of_the_rung(
+    rank_quantile, decision, reason
+) -> None:
+    pruner = _pruner(rank_quantile=rank_quantile)
+    d = _decide(_with_base(pruner), pruner, flat(0.3, 9))
+    assert (d["decision"], d["reason"]) == (decision, reason)
+
+
+# -- refit_every ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("refit_every", "versions"), [(None, [1, 1, 1, 1]), (2, [1, 1, 2, 2])])
+def test_refit_every_refits_a_key_after_that_many_new_curves(refit_every, versions) -> None:
+    pruner = _pruner(refit_every=refit_every, predictor=Recorder(), rules=[ThresholdRule()])
+    study = _with_base(pruner, BASE[:3])
+    got = []
+    for i in range(4):
+        _decide(study, pruner, flat(0.05 - 0.01 * i, 9))  # kept: each adds a curve
+        got.append(fit_records(study)[0]["version"])
+    assert got == versions
+    assert Recorder.fits == versions[-1]
+    assert [len(t) for _c, t, _p in Recorder.fitted] == [3, 5][: versions[-1]]
+
+
+# -- named predictors: features, residual_target --------------------------------------------
+def _svr_study(**kwargs) -> tuple[optuna.Study, SwiftHyperbandPruner]:
+    pruner = SwiftHyperbandPruner(
+        mode="paper",
+        max_resource=9,
+        min_train_curves=10,
+        full_fraction=0.0,
+        predictor="svr",
+        **kwargs,
+    )
+    study = _study(pruner)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rate, floor, lr = rng.uniform(0.1, 0.6), rng.uniform(0, 0.3), rng.uniform(1e-4, 1.0)
+        curve = {s: floor + math.exp(-rate * s) for s in range(1, 10)}
+        _add_in_bracket(study, pruner, 0, curve, params={"lr": lr})
+    return study, pruner
+
+
+def _model_doc(study) -> dict:
+    _header, text = _records.read_model(
+        study._storage.get_study_system_attrs(study._study_id), "r9_t5"
+    )
+    return json.loads(text)
+
+
+def test_features_reach_the_named_predictor_and_change_its_forecast() -> None:
+    forecasts = {}
+    curve = {s: 0.2 + math.exp(-0.35 * s) for s in range(1, 10)}
+    for features in (("curve",), ("curve", "diff1"), ("diff2", "params")):
+        study, pruner = _svr_study(features=features)
+        d = _decide(study, pruner, curve)
+        doc = _model_doc(study)
+        assert doc["features"] == list(features) and doc["kinds"] == list(features)
+        if "params" in features:
+            assert doc["param_columns"] == [["lr", "log", None]]
+        forecasts[features] = d["forecast"]
+    assert len(set(forecasts.values())) == 3, forecasts
+
+
+def test_residual_target_learns_the_change_from_the_curves_last_value() -> None:
+    for residual in (False, True):
+        study, pruner = _svr_study(residual_target=residual)
+        _decide(study, pruner, {s: 0.2 + math.exp(-0.35 * s) for s in range(1, 10)})
+        doc = _model_doc(study)
+        assert doc["residual"] is residual
+        model = SVRPredictor.from_json(json.dumps(doc))
+        # A curve far below every training curve: a residual model forecasts from its own
+        # last value; a direct one shrinks it toward the training values.
+        low = np.array([[s * 0.0 - 5.0 for s in range(1, 6)]])
+        mean = model.predict(low)[0][0]
+        assert bool(mean < -4.0) == residual, (residual, mean)
+
+
+# -- rungs ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("rungs", "key", "budget"), [("optuna", "r9_t6", 9), ("hyperband", "r10_t7", 10)]
+)
+def test_rungs_layout_moves_the_decision_steps(rungs, key, budget) -> None:
+    # R = 10 is no power of 3: bracket 1 has rungs (0, 3], (3, 9], (9, 10] in Optuna's layout
+    # and (0, 3], (3, 10] in Hyperband's.
+    pruner = _pruner(max_resource=10, rungs=rungs, rules=[ThresholdRule()])
+    study = _with_base(pruner, bracket=1)
+    assert [r.budget for r in pruner.schedule.rungs(1)] == (
+        [3, 9, 10] if rungs == "optuna" else [3, 10]
+    )
+    ask_in_bracket(study, pruner, 1)
+    trial = run_curve(study, flat(0.01, 10))
+    record = _records.read_trial(trial.system_attrs).decisions[1]
+    assert (record["key"], record["budget"]) == (key, budget)
+    assert record["decision_step"] == int(key.split("_t")[1])
