@@ -450,3 +450,60 @@ def test_model_headers_exclude_chunks_and_other_attributes() -> None:
         "r9_t5": {"version": 1},
         "r27_t18": "malformed, still listed",
     }
+
+
+@pytest.mark.parametrize("field", DECISION_FIELDS)
+def test_each_decision_field_is_checked(field) -> None:
+    """Every wrong value of every field, not a sample: the properties above draw a few."""
+    record = _records.new_decision(bracket=0, rung=1, budget=9, decision_step=5, step=5, key="k")
+    record.update(decision="kept", forecast=0.1, threshold=0.2, reason="")
+    assert _records.validate_decision(dict(record)) == record
+    for value in _wrong_values(field):
+        if field == "decision" and value in _records.DECISIONS:
+            continue
+        with pytest.raises(RecordFormatError, match=field if field != "v" else "version"):
+            _records.validate_decision(dict(record, **{field: value}))
+    if field in ("forecast", "threshold"):
+        assert _records.validate_decision(dict(record, **{field: None}))[field] is None
+        assert _records.validate_decision(dict(record, **{field: 3}))[field] == 3
+
+
+@pytest.mark.parametrize("field", PROMOTION_FIELDS)
+def test_each_promotion_field_is_checked(field) -> None:
+    record = _records.new_promotion(
+        rung=1, budget=9, step=9, value=0.5, promoted=True, rank=1, of=3
+    )
+    assert _records.validate_promotion(dict(record)) == record
+    wrong = _wrong_values(field) if field != "decision" else [None, "kept", "full", 1]
+    for value in wrong:
+        with pytest.raises(RecordFormatError, match=field if field != "v" else "version"):
+            _records.validate_promotion(dict(record, **{field: value}))
+
+
+def test_errors_name_the_record() -> None:
+    with pytest.raises(RecordFormatError, match="^decision record is NoneType, not a mapping"):
+        _records.validate_decision(None)
+    with pytest.raises(RecordFormatError, match="^promotion record is list, not a mapping"):
+        _records.validate_promotion([])
+    with pytest.raises(RecordFormatError, match="^decision record: unsupported record version 7"):
+        _records.validate_decision({"v": 7})
+    with pytest.raises(RecordFormatError, match="^promotion record: unsupported record version"):
+        _records.validate_promotion({"v": 7})
+    with pytest.raises(RecordFormatError, match="^swift:decision:3: unsupported"):
+        _records.validate_decision({"v": 7}, "swift:decision:3")
+
+
+def test_only_a_stop_gets_a_dashboard_line() -> None:
+    study = optuna.create_study()
+    trial = study.ask()
+    for rung, promoted in ((0, True), (1, False)):
+        record = _records.new_promotion(
+            rung=rung, budget=3**rung, step=3**rung, value=0.5, promoted=promoted, rank=2, of=3
+        )
+        assert _records.write_promotion(study._storage, trial._trial_id, record) == (
+            _records.promotion_attr(rung)
+        )
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert _records.read_trial(frozen.system_attrs).promotions[1]["decision"] == "stopped"
+    lines = {k: v for k, v in frozen.user_attrs.items() if k.startswith(_records.PREFIX)}
+    assert lines == {"swift:rung1:promotion": "stopped at 3: rank 2 of 3 (ASHA)"}

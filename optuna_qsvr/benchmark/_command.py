@@ -155,7 +155,7 @@ def _check_output(path: str | None, image: bool) -> None:
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise BenchmarkError(f"cannot write {path}: {folder} is not a writable directory")
     if image and importlib.util.find_spec("matplotlib") is None:
-        raise BenchmarkError(f"saving {path} needs matplotlib: pip install matplotlib")
+        raise BenchmarkError(f'saving {path} needs matplotlib: pip install "optuna-qsvr[plots]"')
 
 
 def _temporary(path: str) -> str:

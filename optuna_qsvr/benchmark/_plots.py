@@ -50,7 +50,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as e:
-        raise ImportError("plots need matplotlib: pip install matplotlib") from e
+        raise ImportError('plots need matplotlib: pip install "optuna-qsvr[plots]"') from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

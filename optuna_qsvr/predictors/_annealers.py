@@ -15,7 +15,7 @@ __all__ = ["ANNEALER_NAMES", "resolve_annealer", "sample_qubo"]
 
 ANNEALER_NAMES = ("simulated", "exact", "qpu", "hybrid")
 
-_QPU_EXTRA_HINT = "install the QPU extra with `pip install optuna-qsvr[qpu]`"
+_QPU_EXTRA_HINT = 'install the QPU extra with `pip install "optuna-qsvr[qpu]"`'
 
 
 def _has_cloud_token() -> bool:

@@ -161,6 +161,8 @@ def test_has_curve_needs_a_finite_start_and_a_finite_target() -> None:
     assert not _curves.has_curve(_trial({1: 0.5, 9: math.nan}), 2, 9)
     assert _curves.has_curve(_trial({2: 0.5, 10: 0.1}), 2, 9)  # target read at step 10
     assert not _curves.has_curve(_trial({3: 0.5, 9: 0.1}), 2, 9)
+    assert not _curves.has_curve(_trial({0: 0.5, 9: 0.1}), 2, 9)  # step 0 is no epoch
+    assert _curves.has_curve(_trial({1: 0.5, 9: 1e308}), 1, 9)  # finite, however large
 
 
 # -- forecast decisions ---------------------------------------------------------------------

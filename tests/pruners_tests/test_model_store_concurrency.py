@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from optuna_qsvr import _records
 from optuna_qsvr.pruners import _model_store
 from tests.conftest import make_storage
-from tests.pruners_tests._helpers import FIT_LOG_ENV, Recorder, add_complete
+from tests.pruners_tests._helpers import FIT_LOG_ENV, LastValue, Recorder, add_complete
 from tests.pruners_tests._store_worker import LEASE_SECONDS, get_all, make_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -388,3 +388,124 @@ def test_a_worker_that_read_before_a_publish_does_not_fit_again(
     assert model is not None and why == "" and Recorder.fits == 1
     state = _model_store.claim_state(_attrs(study), "r9_t5:v1")
     assert state["owner"] == late._owner and state["expires"] <= time.time()
+
+
+# -- what a stored model is checked against --------------------------------------------------
+def _store_with(settings: dict, warnings: list, **kwargs) -> _model_store.ModelStore:
+    return _model_store.ModelStore(
+        Recorder,
+        min_train_curves=3,
+        max_train_curves=100,
+        refit_every=kwargs.pop("refit_every", None),
+        lease_seconds=60,
+        settings=settings,
+        warn=lambda study, key, message: warnings.append((key, message)),
+        **kwargs,
+    )
+
+
+def _seeded(n: int = 5) -> tuple[optuna.Study, list]:
+    study = optuna.create_study()
+    for i in range(n):
+        add_complete(study, {s: 1.0 / (s + i) for s in range(1, 10)})
+    return study, study.get_trials(states=(TrialState.COMPLETE,))
+
+
+def test_a_model_fitted_under_other_settings_is_refitted_once() -> None:
+    study, pool = _seeded()
+    warnings: list = []
+    assert _store_with({"known_curve": 0.5, "rungs": "optuna"}, warnings).get(
+        study, "r9_t5", pool, 5, 9, 1.0
+    )[0]
+    assert Recorder.fits == 1 and not warnings
+    header = _records.read_model(_attrs(study), "r9_t5")[0]
+    assert header["settings"] == {"known_curve": 0.5, "rungs": "optuna"}
+    # The same settings load it; a tuple is stored as a list and still compares equal.
+    same = _store_with({"rungs": "optuna", "known_curve": 0.5}, warnings)
+    assert same.get(study, "r9_t5", pool, 5, 9, 1.0)[0] is not None and Recorder.fits == 1
+    tupled = _store_with({"known_curve": 0.5, "rungs": "optuna", "f": ("curve",)}, warnings)
+    assert tupled._settings["f"] == ["curve"]
+    # Other settings: rejected with the changed names, refitted as version 2.
+    other = _store_with({"known_curve": 0.8, "rungs": "optuna", "extra": 1}, warnings)
+    assert other.get(study, "r9_t5", pool, 5, 9, 1.0)[0] is not None and Recorder.fits == 2
+    assert warnings[-1] == (
+        "r9_t5",
+        "stored predictor rejected, refitting: it was fitted under other pruner settings "
+        "(['extra', 'known_curve'])",
+    )
+    assert _records.read_model(_attrs(study), "r9_t5")[0]["version"] == 2
+
+
+def test_a_model_of_another_kind_or_without_settings() -> None:
+    study, pool = _seeded()
+    text = LastValue().to_json()
+    meta = {"kind": "test-last-value", "n_train": 5, "fit_seconds": 0.0}
+    _records.publish_model(study._storage, study._study_id, "r9_t5", text, meta)
+    warnings: list = []
+    store = _store_with({}, warnings)
+    assert store.get(study, "r9_t5", pool, 5, 9, 1.0)[0] is not None and Recorder.fits == 1
+    assert warnings == [
+        (
+            "r9_t5",
+            "stored predictor rejected, refitting: it holds a 'test-last-value' predictor, "
+            "not 'test-recorder'",
+        )
+    ]
+    # A record of version 0.1 carries no settings: it loads under any.
+    meta = {"kind": "test-recorder", "n_train": 5, "fit_seconds": 0.0, "version": 3}
+    _records.publish_model(study._storage, study._study_id, "r9_t6", text, meta)
+    model, why = _store_with({"any": 1}, warnings).get(study, "r9_t6", pool, 6, 9, 1.0)
+    assert type(model) is Recorder and why == "" and Recorder.fits == 1
+
+
+def test_a_cached_model_serves_while_another_worker_refits() -> None:
+    study, pool = _seeded(3)
+    mine = _store_with({}, [], refit_every=2)
+    assert mine.get(study, "r9_t5", pool, 5, 9, 1.0)[0] is not None
+    for i in range(2):
+        add_complete(study, {s: 0.5 / (s + i) for s in range(1, 10)})
+    pool = study.get_trials(states=(TrialState.COMPLETE,))
+    # Another worker holds the lease of version 2: this one keeps forecasting with version 1.
+    assert _model_store.try_claim(study._storage, study._study_id, "r9_t5:v2", "other", 60)
+    model, why = mine.get(study, "r9_t5", pool, 5, 9, 1.0)
+    assert model is not None and why == "" and Recorder.fits == 1
+    # A fresh worker loads version 1 from the storage and serves it meanwhile too.
+    fresh = _store_with({}, [], refit_every=2)
+    assert fresh.get(study, "r9_t5", pool, 5, 9, 1.0) == (
+        fresh._models[(id(study._storage), study._study_id, "r9_t5")].model,
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "kwargs", "n_pool", "expected"),
+    [
+        ({"n_train": 10}, {"refit_every": 5}, 15, True),  # no n_pool: n_train counts
+        ({"n_train": 10}, {"refit_every": 5}, 14, False),
+        ({"n_train": 10, "n_pool": 12}, {"refit_every": 5}, 16, False),
+        ({"n_train": 10, "n_pool": 12}, {"refit_every": 5}, 17, True),
+        ({"n_train": 10, "n_pool": True}, {"refit_every": 1}, 100, False),
+        ({"n_train": 10, "n_pool": "12"}, {"refit_every": 1}, 100, False),
+        ({"n_train": 10}, {"refit_growth": 1.5}, 15, True),
+        ({"n_train": 10}, {"refit_growth": 1.5}, 14, False),
+        ({"n_train": 10}, {"refit_every": 2, "refit_growth": 10.0}, 12, True),  # every wins
+        ({"n_train": 10}, {}, 10**6, False),
+    ],
+)
+def test_when_a_model_is_stale(header, kwargs, n_pool, expected) -> None:
+    assert _store_with({}, [], **kwargs)._wants_refit(header, n_pool) is expected
+
+
+def test_leases_of_two_studies_in_one_database_are_apart(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    one, two = optuna.create_study(storage=url), optuna.create_study(storage=url)
+    stale = {"owner": "gone", "expires": 0.0}
+    for study in (one, two):
+        study._storage.set_study_system_attr(study._study_id, _records.lock_attr("k:v1"), stale)
+    assert _model_store.try_claim(one._storage, one._study_id, "k:v1", "me", 60)
+    assert _model_store.claim_state(_attrs(two), "k:v1") == stale  # untouched
+    assert _model_store.try_claim(two._storage, two._study_id, "k:v1", "you", 60)
+    assert _model_store.claim_state(_attrs(one), "k:v1")["owner"] == "me"
+    # A fresh lease name is claimed in each study by its own row.
+    assert _model_store.try_claim(one._storage, one._study_id, "k:v9", "me", 60)
+    assert _model_store.try_claim(two._storage, two._study_id, "k:v9", "you", 60)

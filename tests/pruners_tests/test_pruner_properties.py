@@ -37,6 +37,8 @@ OPTION_SETS = [
     {"forecast_final": True},
     {"residual_target": True, "features": ("curve", "diff1")},
     {"refit_every": 4, "threshold_quantile": 0.5},
+    {"mode": "forecast"},
+    {"mode": "forecast", "alpha": 0.3, "top_k": 2, "bracket_weights": (1, 1, 1, 1)},
 ]
 
 
@@ -91,6 +93,9 @@ def _study(direction: str, **options) -> optuna.Study:
     n_parallel=1,
     nan_fraction=0.03,
 )
+@example(  # the forecast mode: calibrated early stops and rescues
+    seed=2, max_resource=27, options=OPTION_SETS[6], predictor="svr", n_parallel=4, nan_fraction=0
+)
 def test_negated_values_and_flipped_direction_decide_alike(
     seed, max_resource, options, predictor, n_parallel, nan_fraction
 ) -> None:
@@ -104,7 +109,10 @@ def test_negated_values_and_flipped_direction_decide_alike(
     for x, y in zip(a, b, strict=True):
         assert x == y or _nan_equal(x, y), (x, y)
     decided = [d["decision"] for *_, ds, _ in a for d in ds.values()]
-    assert "full" in decided and {"kept", "pruned"} & set(decided), decided
+    if options.get("mode") == "forecast":  # records only its stops and its failures
+        assert decided or any(ps for *_, ps in a), a
+    else:
+        assert "full" in decided and {"kept", "pruned"} & set(decided), decided
 
 
 def _nan_equal(x, y) -> bool:
@@ -178,6 +186,54 @@ def test_a_trial_better_at_every_step_than_a_kept_trial_is_kept(
     assert better["forecast"] <= worse["forecast"]
     if worse["decision"] == "kept":
         assert better["decision"] == "kept", (worse, better)
+
+
+MODES = [
+    ("paper", {}, [0, 1, 2, 3]),
+    ("paper", {"confidence": 0.8, "full_fraction": 0.0}, [1, 2, 3]),
+    ("paper", {"rank_quantile": 0.4, "full_fraction": 1.0}, [2, 3]),
+    ("forecast", {}, [2, 3]),  # the default bracket weights (1, 1, 0)
+    ("forecast", {"alpha": 0.3, "rescue": False}, [2, 3]),
+    ("forecast", {"top_k": 3, "checkpoint_ratio": 1.2}, [2, 3]),
+]
+
+
+@props(60, shrink=False)
+@given(
+    seed=st.integers(0, 2**16),
+    mode=st.sampled_from(MODES),
+    pick=st.integers(0, 3),
+    curve=st.lists(st.floats(0.0, 1.0), min_size=27, max_size=27),
+    gaps=st.lists(st.floats(0.0, 0.3), min_size=27, max_size=27),
+)
+@example(seed=0, mode=MODES[3], pick=1, curve=[0.6] * 27, gaps=[0.05] * 27)
+def test_a_trial_better_at_every_step_trains_at_least_as_long(
+    seed, mode, pick, curve, gaps
+) -> None:
+    """Through every rung of a bracket, in both modes: in the same study state, a curve better
+    at every step is kept wherever the other is (forecast rules, ASHA, the rescue), so it
+    trains at least as long. The predictor is monotone in the curve (last value)."""
+    name, options, brackets = mode
+    bracket = brackets[pick % len(brackets)]
+    base = crossing_curves(14, 27, seed)
+
+    def run(values: list[float]) -> optuna.trial.FrozenTrial:
+        pruner = SwiftHyperbandPruner(
+            mode=name,
+            max_resource=27,
+            min_train_curves=4,
+            predictor=LastValue(sigma=0.1),
+            **options,
+        )
+        study = optuna.create_study(study_name="dominance", pruner=pruner)
+        for row in base:
+            add_complete(study, {s + 1: float(v) for s, v in enumerate(row)})
+        ask_in_bracket(study, pruner, bracket)
+        return run_curve(study, {s + 1: v for s, v in enumerate(values)})
+
+    worse = run(curve)
+    better = run([v - g for v, g in zip(curve, gaps, strict=True)])
+    assert better.last_step >= worse.last_step, (worse.system_attrs, better.system_attrs)
 
 
 def test_dominance_fails_for_a_predictor_not_monotone_in_the_curve() -> None:

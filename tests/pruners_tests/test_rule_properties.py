@@ -77,6 +77,7 @@ CHAINS = [
     [ThresholdRule(), ConfidenceRule(0.9), RungTopRule()],
     [ThresholdRule(), ConfidenceRule(0.8), RankRule(0.3)],
     [RankRule(0.25), ThresholdRule()],
+    [ConfidenceRule(0.9)],  # abstains without a usable sigma
 ]
 
 
@@ -117,14 +118,17 @@ def test_a_chain_keeps_a_better_forecast_if_it_kept_the_worse(case, chain) -> No
 def test_the_first_keeping_rule_decides(case, chain) -> None:
     context, _ = case
     verdicts = [rule.decide(context) for rule in chain]
-    keeping = [v for v in verdicts if v is not None and v.keep]
+    decided = [v for v in verdicts if v is not None]
+    keeping = [v for v in decided if v.keep]
     result = apply_rules(chain, context)
-    assert result.keep == bool(keeping)
-    if keeping:
-        assert result.reason == keeping[0].reason
+    if not decided:  # every rule abstained: Hyperband decides, the trial trains on
+        assert result.keep and result.reason == "no rule decided: Hyperband decides"
+    elif keeping:
+        assert result.keep and result.reason == keeping[0].reason
     else:
-        reasons = [v.reason for v in verdicts if v is not None]
-        assert result.reason == ("; ".join(reasons) or "no rule kept the trial")
+        assert not result.keep
+        assert result.reason == "; ".join(v.reason for v in decided)
+    assert set(result.extra) <= {k for verdict in decided for k in verdict.extra}
 
 
 @PROPS
@@ -243,3 +247,46 @@ def test_needs_full_training_until_curves_and_quota(
         assert why is None
     if full_fraction == 0.0 and n_curves >= min_train_curves:
         assert why is None  # no quota at all
+
+
+# -- edges, by example ----------------------------------------------------------------------
+def _at(forecast: float, threshold: float, sigma: float = 0.1, p_beat: float = math.nan):
+    return DecisionContext(
+        forecast=forecast, sigma=sigma, threshold=threshold, reduction_factor=3, p_beat=p_beat
+    )
+
+
+def test_confidence_keeps_a_probability_exactly_at_its_floor() -> None:
+    # forecast == threshold: P(beat) = 0.5, and Delta = 0.5 needs P >= 0.5.
+    verdict = ConfidenceRule(0.5).decide(_at(0.3, 0.3))
+    assert verdict.keep and verdict.reason == "P(beats threshold) 0.500 >= 0.500"
+    verdict = ConfidenceRule(0.5).decide(_at(0.31, 0.3))
+    assert not verdict.keep and verdict.reason == "P(beats threshold) 0.460 < 0.500"
+
+
+@pytest.mark.parametrize("quantile", [0.0, 1.0, -0.1, 1.5])
+def test_rank_quantile_must_lie_strictly_between_0_and_1(quantile) -> None:
+    with pytest.raises(ValueError, match="rank quantile"):
+        RankRule(quantile)
+    assert RankRule(0.001).quantile == 0.001 and RankRule(0.999).quantile == 0.999
+
+
+def test_chance_rule_keeps_a_chance_of_at_least_alpha() -> None:
+    from optuna_qsvr.pruners._rules import ChanceRule
+
+    rule = ChanceRule(0.1)
+    kept = rule.decide(_at(0.5, 0.3, p_beat=0.1))
+    assert kept.keep and kept.reason == "P(beats threshold) 0.100 >= 0.1"
+    assert kept.extra == {"p_beat": 0.1}
+    pruned = rule.decide(_at(0.5, 0.3, p_beat=0.0999))
+    assert not pruned.keep and pruned.reason == "P(beats threshold) 0.100 < 0.1"
+    assert rule.decide(_at(0.5, 0.3, p_beat=math.nan)) is None
+    for alpha in (0.0, 0.5, -0.1, 0.7):
+        with pytest.raises(ValueError, match="alpha"):
+            ChanceRule(alpha)
+    assert ChanceRule(0.001).alpha == 0.001 and ChanceRule(0.499).alpha == 0.499
+
+
+def test_rules_that_all_abstain_leave_the_decision_to_hyperband() -> None:
+    verdict = apply_rules([ConfidenceRule(0.9)], _at(0.9, 0.1, sigma=math.nan))
+    assert verdict.keep and verdict.reason == "no rule decided: Hyperband decides"

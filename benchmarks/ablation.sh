@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's ablation of the forecast mode: each part turned off alone, on the three recorded
+# tables (150 trials, eta 3, 1 worker, 20 seeds). Output: docs/benchmark/ablation-<table>.json
+# and the printed tables; `python benchmarks/ablation_table.py` makes the README table.
+#   bash benchmarks/ablation.sh            # SEEDS=10 bash benchmarks/ablation.sh for a quick look
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${SEEDS:-20}
+for td in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize; do
+  table=${td%%:*}
+  direction=${td##*:}
+  .venv/bin/optuna-qsvr benchmark \
+    --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" --direction "$direction" \
+    --seeds "$seeds" --workers 1 --no-progress \
+    --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets \
+    --swift-set 'no-points={"alpha": 1e-9}' \
+    --swift-set 'no-final={"top_k": 1000000}' \
+    --swift-set 'no-rescue={"rescue": false}' \
+    --swift-set 'uncalibrated={"alpha": 0.49}' \
+    --swift-set 'params={"features": ["curve", "params"]}' \
+    --swift-set 'hyperband-brackets={"bracket_weights": [1]}' \
+    --json "docs/benchmark/ablation-$table.json"
+done

@@ -1,0 +1,45 @@
+"""The README's ablation table from ``docs/benchmark/ablation-<table>.json`` (written by
+``benchmarks/ablation.sh``): per variant and table, epochs relative to Hyperband and mean regret.
+
+    python benchmarks/ablation_table.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmark"
+TABLES = ("cnn_digits", "lstm_babi17", "mlpf_delphes_sim")
+ROWS = {
+    "hyperband": "Optuna's HyperbandPruner",
+    "swift-svr": "forecast mode, defaults",
+    "swift:no-points": "no decision points inside rungs (ASHA + rescue)",
+    "swift:no-final": "no final-value target (rung targets only)",
+    "swift:uncalibrated": "point forecast, no calibration (alpha 0.49)",
+    "swift:no-rescue": "no rescue at rung ends",
+    "swift:params": "hyperparameters as features",
+    "swift:hyperband-brackets": "all of Hyperband's brackets",
+}
+
+
+def main() -> None:
+    results = {t: json.loads((OUT / f"ablation-{t}.json").read_text()) for t in TABLES}
+    print("| variant | " + " | ".join(TABLES) + " |")
+    print("|---|" + "---|" * len(TABLES))
+    for method, label in ROWS.items():
+        cells = []
+        for table in TABLES:
+            figures = results[table].get(method, {}).get("figures")
+            if figures is None:
+                cells.append("–")
+                continue
+            ratio, regret = figures["ratio"]["value"], figures["regret_mean"]
+            cells.append(
+                f"{ratio:.2f}×, {regret['value']:.3g} [{regret['low']:.3g}–{regret['high']:.3g}]"
+            )
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
