@@ -103,7 +103,7 @@ def test_cloud_annealer_without_credentials(name, offline_dwave_config):
 def test_cloud_annealer_without_package(monkeypatch):
     # A None entry in sys.modules makes the import fail exactly as if it were not installed.
     monkeypatch.setitem(sys.modules, "dwave.system", None)
-    with pytest.raises(AnnealerError, match=r"pip install optuna-qsvr\[qpu\]"):
+    with pytest.raises(AnnealerError, match=r"pip install \"optuna-qsvr\[qpu\]\""):
         resolve_annealer("qpu")
 
 
