@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,13 +139,16 @@ class SwiftOptions:
                 raise ValueError(f"{name} must be > 1, got {value!r}")
         if self.bracket_weights is not None:
             weights = tuple(self.bracket_weights)
-            if not weights or not all(_real(w) and w >= 0 for w in weights) or weights[0] <= 0:
+            finite = all(_real(w) and 0 <= w < math.inf for w in weights)
+            if not weights or not finite or weights[0] <= 0:
                 raise ValueError(
                     "bracket_weights must be non-negative numbers, most aggressive bracket "
                     f"first, the first one positive; got {self.bracket_weights!r}"
                 )
             # All ones is Hyperband's allocation: keep Optuna's exact bracket assignment.
-            normal = None if all(w == 1 for w in weights) else tuple(float(w) for w in weights)
+            # Weights are relative: scaled by the largest, so tiny ones keep their shares.
+            top = max(weights)
+            normal = None if all(w == top for w in weights) else tuple(w / top for w in weights)
             self._set("bracket_weights", normal)
         if not isinstance(self.rescue, bool):
             raise ValueError(f"rescue must be True or False, got {self.rescue!r}")
