@@ -481,15 +481,15 @@ def test_each_promotion_field_is_checked(field) -> None:
 
 
 def test_errors_name_the_record() -> None:
-    with pytest.raises(RecordFormatError, match="^decision record is NoneType, not a mapping"):
+    with pytest.raises(RecordFormatError, match=r"^decision record is NoneType, not a mapping"):
         _records.validate_decision(None)
-    with pytest.raises(RecordFormatError, match="^promotion record is list, not a mapping"):
+    with pytest.raises(RecordFormatError, match=r"^promotion record is list, not a mapping"):
         _records.validate_promotion([])
-    with pytest.raises(RecordFormatError, match="^decision record: unsupported record version 7"):
+    with pytest.raises(RecordFormatError, match=r"^decision record: unsupported record version 7"):
         _records.validate_decision({"v": 7})
-    with pytest.raises(RecordFormatError, match="^promotion record: unsupported record version"):
+    with pytest.raises(RecordFormatError, match=r"^promotion record: unsupported record version"):
         _records.validate_promotion({"v": 7})
-    with pytest.raises(RecordFormatError, match="^swift:decision:3: unsupported"):
+    with pytest.raises(RecordFormatError, match=r"^swift:decision:3: unsupported"):
         _records.validate_decision({"v": 7}, "swift:decision:3")
 
 
