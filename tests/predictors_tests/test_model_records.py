@@ -143,6 +143,21 @@ def test_no_sigma_and_no_residuals_load_as_unknown() -> None:
     assert np.isnan(loaded.prob_below(curves, np.array([0.5]))).all()
 
 
+def test_a_record_without_residuals_takes_the_normal_error() -> None:
+    """Version 0.1's records have a sigma but no residuals: P(target <= threshold) is then
+    the normal probability around the forecast, row by row, with the rows' params."""
+    doc = _doc(features=("curve", "params"), cv=4)
+    del doc["residuals"]
+    loaded = _load(doc)
+    curves = np.exp(-np.outer([0.15, 0.45], np.arange(1, 7)))
+    params = [{"lr": 0.15, "opt": "sgd"}, {"lr": 0.45, "opt": "adam"}]
+    mean, std = loaded.predict(curves, params)
+    assert loaded.sigma_ > 0 and np.all(std == loaded.sigma_)
+    z = np.array([-1.0, 0.5])
+    p = loaded.prob_below(curves, mean + z * loaded.sigma_, params)
+    np.testing.assert_allclose(p, [0.15865525393145707, 0.6914624612740131], rtol=1e-9)
+
+
 def test_limits_still_load() -> None:
     # One step, one feature.
     one = _doc(steps=1)

@@ -20,7 +20,7 @@ from sklearn.svm import SVR, NuSVR
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
-from optuna_qsvr.predictors._qsvr import QSVR, combination_weights
+from optuna_qsvr.predictors._qsvr import QSVR, combination_weights, kkt_intercepts
 from optuna_qsvr.predictors._qubo import precision_vector, qubo_matrix
 
 # Small anneals keep the suite fast; the QUBOs here have at most 120 variables.
@@ -202,6 +202,49 @@ def test_combination_weights():
     assert reference[0] > reference[1] > reference[2]
     # A perfect candidate must not produce NaN weights.
     assert np.all(np.isfinite(combination_weights(np.vstack([y, preds[1]]), y, "reference")))
+
+
+def test_kkt_intercepts_average_the_free_points_else_the_mean_gap():
+    """Free points are strictly inside the box (0, C): the first candidate has one free alpha
+    (0.5; 1.0 sits on the bound C) and one free alpha_hat (0.25); the second has none (its
+    alpha_hat of 1.0 is at the bound), so its bias is the mean gap."""
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    f0 = np.full((2, 4), 0.5)  # gaps y - f0: 0.5, 1.5, 2.5, 3.5
+    alpha = np.array([[0.5, 0.0, 1.0, 1.5], [0.0, 0.0, 0.0, 0.0]])
+    alpha_hat = np.array([[0.0, 0.25, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    b = kkt_intercepts(alpha, alpha_hat, f0, y, epsilon=0.1, C=1.0)
+    # ((0.5 - 0.1) + (1.5 + 0.1)) / 2, then mean(0.5, 1.5, 2.5, 3.5)
+    np.testing.assert_allclose(b, [1.0, 2.0], rtol=1e-12)
+
+
+def test_reference_weights_average_the_seven_weightings():
+    """Each weighting recomputed independently, on candidates whose losses are moderate (no
+    softmax saturates): log-cosh is log2(cosh(r ln 2)) summed over the points."""
+    y = np.array([0.0, 1.0, 2.0])
+    preds = np.array([[0.5, 1.5, 2.5], [1.0, 0.0, 2.0], [2.0, 2.0, 0.0]])
+    residuals = y - preds
+    mse = (residuals**2).mean(axis=1)
+    log_cosh = np.array(
+        [sum(math.log2(math.cosh(r * math.log(2))) for r in row) for row in residuals]
+    )
+    r2 = 1 - (residuals**2).sum(axis=1) / ((y - y.mean()) ** 2).sum()
+
+    def softmax(z):
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    parts = [
+        (1 / mse) / (1 / mse).sum(),
+        softmax(1 / mse),
+        (1 / log_cosh) / (1 / log_cosh).sum(),
+        softmax(1 / log_cosh),
+        [1.0, 0.0, 0.0],
+        [1 / 3] * 3,
+        softmax(r2),
+    ]
+    np.testing.assert_allclose(
+        combination_weights(preds, y, "reference"), np.mean(parts, axis=0), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,15 @@ def test_builtins_are_registered() -> None:
     assert predictor_class("qsvr") is QSVRPredictor
 
 
+def test_qsvr_is_imported_from_the_package_on_first_use() -> None:
+    import optuna_qsvr.predictors as predictors
+    from optuna_qsvr.predictors._qsvr import QSVR
+
+    assert predictors.QSVR is QSVR
+    with pytest.raises(AttributeError, match=r"'optuna_qsvr\.predictors' has no attribute 'QSVM'"):
+        predictors.QSVM  # noqa: B018
+
+
 def test_user_predictor_round_trips_through_the_registry() -> None:
     ridge = _define_ridge()
     assert "test-ridge" in registered_predictors()

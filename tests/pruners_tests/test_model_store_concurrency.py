@@ -509,3 +509,17 @@ def test_leases_of_two_studies_in_one_database_are_apart(tmp_path) -> None:
     # A fresh lease name is claimed in each study by its own row.
     assert _model_store.try_claim(one._storage, one._study_id, "k:v9", "me", 60)
     assert _model_store.try_claim(two._storage, two._study_id, "k:v9", "you", 60)
+
+
+def test_taking_over_a_stale_lease_leaves_the_other_leases_alone(tmp_path) -> None:
+    """The compare-and-set names its row: two leases of one study holding the same stale
+    value (one worker's failed fits, released together) are taken over one at a time."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'leases.db'}")
+    stale = {"owner": "gone", "expires": 0.0, "failed": "RuntimeError: outage"}
+    for name in ("r9_t5:v1", "r9_t6:v1"):
+        study._storage.set_study_system_attr(study._study_id, _records.lock_attr(name), stale)
+    assert _model_store.try_claim(study._storage, study._study_id, "r9_t5:v1", "me", 60)
+    assert _model_store.claim_state(_attrs(study), "r9_t5:v1")["owner"] == "me"
+    assert _model_store.claim_state(_attrs(study), "r9_t6:v1") == stale
+    assert _model_store.try_claim(study._storage, study._study_id, "r9_t6:v1", "you", 60)
+    assert _model_store.claim_state(_attrs(study), "r9_t6:v1")["owner"] == "you"

@@ -412,3 +412,122 @@ def test_tiny_bracket_weights_are_relative() -> None:
 def test_an_infinite_bracket_weight_is_rejected() -> None:
     with pytest.raises(ValueError, match="bracket_weights"):
         SwiftHyperbandPruner(max_resource=27, bracket_weights=(math.inf, 1))
+
+
+# -- validation at the bounds ---------------------------------------------------------------
+def _checked(**kwargs):
+    kwargs.setdefault("max_resource", 27)
+    return SwiftHyperbandPruner(**kwargs)._options
+
+
+PAPER = {"mode": "paper"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mode": "asha"}, "mode must be one of"),
+        ({"max_resource": None}, "max_resource must be an integer"),
+        ({"max_resource": "auto"}, "'auto' lets workers disagree"),
+        ({"min_resource": 0}, r"min_resource must be an integer >= 1, got 0"),
+        ({"reduction_factor": 1}, r"reduction_factor must be an integer >= 2"),
+        ({"min_resource": 28}, r"max_resource must be an integer >= 28, got 27"),
+        ({"min_train_curves": 2}, r"min_train_curves must be an integer >= 3"),
+        ({"min_train_curves": 20, "max_train_curves": 19}, r"max_train_curves .* >= 20"),
+        ({"top_k": 0}, r"top_k must be an integer >= 1"),
+        ({**PAPER, "refit_every": 0}, r"refit_every must be an integer >= 1"),
+        ({**PAPER, "known_curve": 0.0}, r"known_curve must be in \(0, 1\), got 0.0"),
+        ({**PAPER, "known_curve": 1.0}, r"known_curve must be in \(0, 1\)"),
+        ({**PAPER, "threshold_quantile": 0.0}, r"threshold_quantile must be in \(0, 1\)"),
+        ({**PAPER, "threshold_quantile": 1.0}, r"threshold_quantile must be in \(0, 1\)"),
+        ({**PAPER, "full_fraction": -0.01}, r"full_fraction must be in \[0, 1\]"),
+        ({**PAPER, "full_fraction": 1.01}, r"full_fraction must be in \[0, 1\]"),
+        ({**PAPER, "full_fraction": True}, r"full_fraction must be in \[0, 1\]"),
+        ({"alpha": 0.0}, r"alpha must be in \(0, 0.5\)"),
+        ({"alpha": 0.5}, r"alpha must be in \(0, 0.5\)"),
+        ({"checkpoint_ratio": 1.0}, "checkpoint_ratio must be > 1"),
+        ({"checkpoint_ratio": "2"}, "checkpoint_ratio must be > 1"),
+        ({"refit_growth": 1.0}, "refit_growth must be > 1"),
+        ({"rescue": 1}, "rescue must be True or False"),
+        ({"fit_lease_seconds": 0}, "fit_lease_seconds must be > 0"),
+        ({"fit_lease_seconds": "60"}, "fit_lease_seconds must be > 0"),
+        ({"rungs": "asha"}, "rungs must be 'optuna' or 'hyperband'"),
+        ({"features": "curve"}, "features must be a non-empty subset"),
+        ({"features": ()}, "features must be a non-empty subset"),
+        ({**PAPER, "alpha": 0.2, "top_k": 2}, r"^alpha, top_k apply to the default mode"),
+        (
+            {"known_curve": 0.5, "confidence": 0.9},
+            r"^confidence, known_curve apply to mode='paper'",
+        ),
+    ],
+)
+def test_each_option_is_checked_at_its_bounds(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        _checked(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_resource": 27},
+        {"reduction_factor": 2},
+        {"min_train_curves": 3, "max_train_curves": 3},
+        {"top_k": 1},
+        {"alpha": 1e-9},
+        {"alpha": 0.4999},
+        {"checkpoint_ratio": 1.0001},
+        {"refit_growth": 1.0001},
+        {"fit_lease_seconds": 1e-3},
+        {"rungs": "hyperband"},
+        {"forecast_final": False},  # the paper mode's default, harmless here
+        {**PAPER, "refit_every": 1},
+        {**PAPER, "known_curve": 1e-9},
+        {**PAPER, "known_curve": 0.9999},
+        {**PAPER, "threshold_quantile": 0.9999},
+        {**PAPER, "full_fraction": 0.0},
+        {**PAPER, "full_fraction": 1.0},
+    ],
+)
+def test_values_at_the_bounds_are_accepted(kwargs) -> None:
+    options = _checked(**kwargs)
+    for name, value in kwargs.items():
+        assert getattr(options, name) == value, name
+
+
+def test_each_mode_fills_its_own_defaults_and_normalises() -> None:
+    from optuna_qsvr.pruners import ChanceRule, RungTopRule
+
+    forecast, paper = _checked(), _checked(**PAPER)
+    assert (forecast.alpha, forecast.top_k, forecast.checkpoint_ratio) == (0.1, 1, 1.5)
+    assert (forecast.rescue, forecast.refit_growth, forecast.min_train_curves) == (True, 1.5, 10)
+    assert forecast.residual_target is True and forecast.bracket_weights == (1.0, 1.0, 0.0)
+    assert forecast.rules == (ChanceRule(0.1),)
+    assert (paper.known_curve, paper.full_fraction, paper.threshold_quantile) == (0.5, 0.5, 0.25)
+    assert (paper.confidence, paper.forecast_final, paper.refit_every) == (None, False, None)
+    assert (paper.rank_quantile, paper.min_train_curves, paper.residual_target) == (
+        None,
+        15,
+        False,
+    )
+    assert paper.bracket_weights is None and paper.rules == (ThresholdRule(), RungTopRule())
+    # Given values win over the mode's defaults.
+    mine = _checked(min_train_curves=4, residual_target=False, bracket_weights=(2, 2, 1))
+    assert (mine.min_train_curves, mine.residual_target) == (4, False)
+    assert mine.bracket_weights == (1.0, 1.0, 0.5)  # relative to the largest
+    assert _checked(bracket_weights=(3, 3, 3, 3)).bracket_weights is None  # Hyperband's
+    assert _checked(alpha=0.3).rules == (ChanceRule(0.3),)
+    # NumPy integers become int, so that stored settings are plain JSON.
+    numpy = _checked(min_resource=np.int64(1), max_resource=np.int64(9), top_k=np.int32(2))
+    assert [type(numpy.min_resource), type(numpy.max_resource), type(numpy.top_k)] == [int] * 3
+    assert numpy.features == ("curve",) and _checked(features=["diff1"]).features == ("diff1",)
+    assert paper.model_settings() == {
+        "min_resource": 1,
+        "max_resource": 27,
+        "reduction_factor": 3,
+        "known_curve": 0.5,
+        "rungs": "optuna",
+        "features": ("curve",),
+        "residual_target": False,
+        "max_train_curves": 200,
+        "mode": "paper",
+    }

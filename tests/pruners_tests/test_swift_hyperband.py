@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import optuna
@@ -424,3 +425,92 @@ def test_rank_rule_compares_forecasts_with_forecasts(study_name) -> None:
     d = _decision(_run_curve(study, _flat(0.55, 9)), 0)
     assert d["decision"] == "pruned"
     assert d["reason"] == "forecast loses to threshold; forecast ranks 7 of 8, outside top 3"
+
+
+def test_a_copied_or_unpickled_pruner_starts_afresh_with_its_own_lease_owner() -> None:
+    """Workers get the pruner as a copy or a pickle, often of one already used. Each copy
+    decides as a fresh pruner does, fits with a lock of its own, holds leases under an owner
+    id of its own (two workers sharing one would both believe they hold a fit lease), and
+    gives its own warnings once."""
+    import copy
+    import pickle
+
+    def play(pruner: SwiftHyperbandPruner) -> list:
+        study = optuna.create_study(study_name="copies", pruner=pruner)
+        for value in (0.1, 0.2, 0.3, 0.4):
+            _add_complete(study, value, 9)
+        out = []
+        for value in (0.15, 0.9, 0.35):
+            _ask_in_bracket(study, pruner, 0)
+            trial = _run_curve(study, _flat(value, 9))
+            out.append((trial.state, trial.last_step, _records.decisions(trial.system_attrs)))
+        return out
+
+    def warns_of_step_0(pruner: SwiftHyperbandPruner, study: optuna.Study) -> bool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trial = optuna.trial.Trial(study, study._storage.create_new_trial(study._study_id))
+            trial.report(0.5, 0)
+            pruner.prune(study, study._storage.get_trial(trial._trial_id))
+        return any("reported step 0" in str(w.message) for w in caught)
+
+    def new() -> SwiftHyperbandPruner:
+        return SwiftHyperbandPruner(
+            mode="paper",
+            max_resource=9,
+            min_train_curves=4,
+            full_fraction=0.0,
+            predictor=LastValuePredictor(),
+        )
+
+    used = new()
+    expected = play(used)
+    assert {d["decision"] for *_, ds in expected for d in ds.values()} == {"kept", "pruned"}
+    zero = optuna.create_study(study_name="zero-based")
+    assert warns_of_step_0(used, zero) and not warns_of_step_0(used, zero)  # once per study
+    copies = [copy.deepcopy(used), pickle.loads(pickle.dumps(used))]
+    for twin in copies:
+        assert play(twin) == expected
+        assert warns_of_step_0(twin, zero)
+    owners = {p._store._owner for p in (used, *copies)}
+    assert len(owners) == 3 and None not in owners
+
+
+def test_each_kind_of_problem_warns_once_per_predictor_key(caplog, monkeypatch) -> None:
+    """An outage would otherwise flood the log: one warning per study, kind of problem and
+    predictor key, however its details vary (the first fit fails, then every forecast fails
+    with another message)."""
+    from optuna_qsvr.pruners import _model_store
+
+    monkeypatch.setattr(_model_store, "FAILED_FIT_PAUSE", 0.0)
+
+    class Flaky(LastValuePredictor):
+        fitted = predicted = 0
+
+        def fit(self, curves, targets, params=None):
+            Flaky.fitted += 1
+            if Flaky.fitted == 1:
+                raise RuntimeError("outage")
+            return self
+
+        def predict(self, curves, params=None):
+            Flaky.predicted += 1
+            raise RuntimeError(f"glitch {Flaky.predicted}")
+
+    pruner = SwiftHyperbandPruner(
+        mode="paper", max_resource=9, min_train_curves=3, full_fraction=0.0, predictor=Flaky()
+    )
+    study = optuna.create_study(study_name="flaky", pruner=pruner)
+    for value in (0.1, 0.2, 0.3):
+        _add_complete(study, value, 9)
+    with caplog.at_level(logging.WARNING, logger="optuna_qsvr.pruners"):
+        for bracket in (0, 0, 0, 1, 1):
+            _ask_in_bracket(study, pruner, bracket)
+            trial = _run_curve(study, _flat(0.5, 9))
+            assert _decision(trial, 0)["decision"] == "no-forecast"
+    warned = [r.getMessage() for r in caplog.records if r.name == "optuna_qsvr.pruners"]
+    assert Flaky.fitted == 3 and Flaky.predicted == 4  # r9_t5 twice, then r3_t2
+    assert len(warned) == 3, warned
+    assert "r9_t5: predictor fit failed, ASHA decides: RuntimeError: outage" in warned[0]
+    assert "r9_t5: predictor failed: RuntimeError: glitch 1" in warned[1]
+    assert "r3_t2: predictor failed: RuntimeError: glitch 3" in warned[2]
