@@ -331,6 +331,14 @@ def test_model_record_round_trips_in_chunks(tmp_path_factory, text, version) -> 
     assert all(len(c) <= _records.CHUNK_CHARS for c in chunks) and "".join(chunks) == text
 
 
+def test_a_published_header_carries_the_record_version() -> None:
+    study = optuna.create_study()
+    meta = {"kind": "svr", "n_train": 3, "fit_seconds": 0.1, "v": 0}  # meta cannot override
+    header = _records.publish_model(study._storage, study._study_id, "k", "{}", meta)
+    stored = study._storage.get_study_system_attrs(study._study_id)[_records.model_attr("k")]
+    assert header["v"] == stored["v"] == _records.RECORD_VERSION
+
+
 def _published(text: str = "abc" * 20_001) -> tuple[dict, dict]:
     study = optuna.create_study()
     meta = {"kind": "svr", "n_train": 3, "fit_seconds": 0.1}
@@ -401,6 +409,22 @@ def test_a_header_out_of_range_is_rejected(change, match) -> None:
         _records.validate_header([header], "k")
 
 
+def test_a_header_of_version_0_1_has_no_record_version_and_loads() -> None:
+    header, attrs = _published("abc")
+    old = {k: v for k, v in header.items() if k != "v"}
+    _records.validate_header(old, "k")
+    assert _records.read_model(dict(attrs, **{_records.model_attr("k"): old}), "k") == (old, "abc")
+
+
+def test_a_bad_meta_is_not_published_and_the_error_names_the_key() -> None:
+    study = optuna.create_study()
+    meta = {"kind": "svr", "n_train": 3, "fit_seconds": math.inf}
+    with pytest.raises(ModelFormatError, match=r"^model header for r9_t5: fit_seconds is not"):
+        _records.publish_model(study._storage, study._study_id, "r9_t5", "{}", meta)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert _records.read_model(attrs, "r9_t5") is None  # no header: nothing published
+
+
 def test_a_model_of_too_many_chunks_is_not_published(monkeypatch) -> None:
     monkeypatch.setattr(_records, "MAX_CHUNKS", 2)
     study = optuna.create_study()
@@ -417,6 +441,26 @@ def test_an_empty_model_text_is_one_empty_chunk() -> None:
     header, attrs = _published("")
     assert header["chunks"] == 1 and attrs[_records.chunk_attr("k", 1, 0)] == ""
     assert _records.read_model(attrs, "k") == (header, "")
+
+
+def test_read_trial_reads_past_foreign_attributes_and_names_the_bad_record() -> None:
+    """Optuna's own system attributes may come first: every Swift record is still read, and a
+    malformed one is reported under its attribute name."""
+    good = _records.new_decision(bracket=0, rung=1, budget=9, decision_step=5, step=5, key="k")
+    good.update(decision="kept", reason="")
+    promotion = _records.new_promotion(
+        rung=0, budget=3, step=3, value=0.5, promoted=True, rank=1, of=3
+    )
+    attrs = {
+        "fixed_params": {"x": 1},
+        "swift:decision:1": good,
+        "constraints": [0.0],
+        "swift:promotion:0": promotion,
+        "swift:decision:2": "garbage",
+    }
+    got = _records.read_trial(attrs)
+    assert got.decisions == {1: good} and got.promotions == {0: promotion}
+    assert got.malformed == {"swift:decision:2": "swift:decision:2 is str, not a mapping"}
 
 
 @pytest.mark.parametrize(
