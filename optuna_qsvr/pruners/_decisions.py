@@ -121,6 +121,45 @@ def rescue_verdict(
     return verdict.keep, f"rescue: {verdict.reason} of {len(rows)} forecasts at {next_budget}"
 
 
+def chance_rescue(
+    view: RungView,
+    options: SwiftOptions,
+    next_budget: int,
+    get_predictor: GetPredictor,
+) -> tuple[bool, str] | None:
+    """At ``r_i``, whether a trial that successive halving stops keeps a calibrated chance of
+    at least ``rescue_alpha`` to beat both the ``top_k``-th best final value and the next
+    rung's promotion bar (the targets with a fitted model; ``None`` when none has one: the
+    rank rescue decides).
+
+    Brackets hedge blindly against misleading early values; this hedges by the forecast's
+    own uncertainty: where early epochs say little, the interval is wide and the trial trains
+    on, where they say much, the cut stands."""
+    alpha = options.rescue_alpha
+    step, sign, trial = view.rung.budget, view.sign, view.trial
+    own = _curves.curve(trial, step, sign)
+    targets = [(options.max_resource, *_final_bar(view, options))]
+    if next_budget < options.max_resource:
+        targets.append((next_budget, *_rung_bar(view, options.reduction_factor, next_budget)))
+    reasons = []
+    for target, bar, basis in targets:
+        if bar is None or not math.isfinite(bar):
+            continue
+        pool = [t for t in view.others if _curves.has_curve(t, step, target)]
+        predictor, _ = get_predictor(pool, step, target)
+        if predictor is None:
+            continue
+        p = float(predictor.prob_below(own[None, :], np.array([bar]), [trial.params])[0])
+        if not math.isfinite(p):
+            continue
+        if p < alpha:
+            return False, f"rescue: P(beats {basis}) {p:.3f} < {alpha:g}"
+        reasons.append(f"P(beats {basis}) {p:.3f}")
+    if not reasons:
+        return None
+    return True, f"rescue: {', '.join(reasons)} >= {alpha:g}"
+
+
 def checkpoint_due(trial: FrozenTrial, rung: Rung, ratio: float, min_resource: int) -> int | None:
     """The decision point inside ``rung`` that the trial's last report reached, if any.
 
@@ -228,11 +267,14 @@ def _final_bar(view: RungView, options: SwiftOptions) -> tuple[float | None, str
     return finals[k - 1], f"best final value so far (k={k})"
 
 
-def _rung_bar(view: RungView, reduction_factor: int) -> tuple[float | None, str]:
+def _rung_bar(
+    view: RungView, reduction_factor: int, budget: int | None = None
+) -> tuple[float | None, str]:
     """The value successive halving would need at the rung's end: the top ``1/eta`` of every
     trial's value at ``r_i`` (any bracket), counting trials stopped early in a rung ending
     there as below it."""
-    budget, sign = view.rung.budget, view.sign
+    budget = view.rung.budget if budget is None else budget
+    sign = view.sign
     values = sorted(v for t in view.others if (v := _curves.value_at(t, budget, sign)) is not None)
     if len(values) < reduction_factor:
         return None, ""

@@ -34,9 +34,11 @@ FORECAST_DEFAULTS: dict[str, Any] = {
     "alpha": 0.1,
     "top_k": 1,
     "checkpoint_ratio": 1.5,
-    "rescue": True,
+    "rescue": "chance",
+    "rescue_alpha": 0.3,
     "refit_growth": 1.5,
 }
+RESCUES = ("chance", "rank", "none")
 SHARED_DEFAULTS: dict[str, dict[str, Any]] = {
     # The forecast mode learns a curve's change (Baker et al.'s remedy for an RBF model's
     # pull towards the training mean) and needs fewer curves: its decisions are calibrated.
@@ -76,9 +78,10 @@ class SwiftOptions:
     alpha: float = 0.1
     top_k: int = 1
     checkpoint_ratio: float = 1.5
-    rescue: bool = True
+    rescue: str = "chance"
     refit_growth: float = 1.5
     bracket_weights: tuple[float, ...] | None = None
+    rescue_alpha: float = 0.3
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -127,6 +130,7 @@ class SwiftOptions:
             ("threshold_quantile", 0.0, 1.0, False),
             ("full_fraction", 0.0, 1.0, True),
             ("alpha", 0.0, 0.5, False),
+            ("rescue_alpha", 0.0, 1.0, False),
         ):
             value = getattr(self, name)
             inside = _real(value) and (low <= value <= high if closed else low < value < high)
@@ -150,8 +154,15 @@ class SwiftOptions:
             top = max(weights)
             normal = None if all(w == top for w in weights) else tuple(w / top for w in weights)
             self._set("bracket_weights", normal)
-        if not isinstance(self.rescue, bool):
-            raise ValueError(f"rescue must be True or False, got {self.rescue!r}")
+        # True and False read naturally: the default rescue, or none.
+        rescue = self.rescue
+        if isinstance(rescue, bool):
+            rescue = "chance" if rescue else "none"
+        if rescue not in RESCUES:
+            raise ValueError(
+                f"rescue must be one of {RESCUES}, True or False; got {self.rescue!r}"
+            )
+        self._set("rescue", rescue)
         if not (_real(self.fit_lease_seconds) and self.fit_lease_seconds > 0):
             raise ValueError(f"fit_lease_seconds must be > 0, got {self.fit_lease_seconds!r}")
         if self.rungs not in ("optuna", "hyperband"):

@@ -72,7 +72,13 @@ class SwiftHyperbandPruner(BasePruner):
         alpha: forecast mode: the smallest calibrated chance worth training for (0.1).
         top_k: forecast mode: the chance is to beat the ``top_k``-th best final value (1).
         checkpoint_ratio: forecast mode: spacing of the decision points (1.5).
-        rescue: forecast mode: rescue late bloomers at rung ends (on).
+        rescue: forecast mode: how a trial that successive halving stops at ``r_i`` may be
+            rescued. ``"chance"`` (or ``True``): when its calibrated chance to beat both the
+            ``top_k``-th best final value and the next rung's promotion bar is at least
+            ``rescue_alpha`` (while those models do not exist yet, as ``"rank"``);
+            ``"rank"``: when its forecast at the next rung ranks within the top ``1/eta`` of
+            its rung-mates'; ``"none"`` (or ``False``).
+        rescue_alpha: forecast mode: the chance a stopped trial needs to be rescued (0.3).
         refit_growth: forecast mode: refit a key's predictor when its curves grew by this
             factor (1.5), so fits, and annealer calls, grow with the log of the study.
         known_curve: paper mode: fraction of a rung's span observed before its forecast (0.5).
@@ -131,8 +137,9 @@ class SwiftHyperbandPruner(BasePruner):
         alpha: float | None = None,
         top_k: int | None = None,
         checkpoint_ratio: float | None = None,
-        rescue: bool | None = None,
+        rescue: bool | str | None = None,
         refit_growth: float | None = None,
+        rescue_alpha: float | None = None,
         known_curve: float | None = None,
         full_fraction: float | None = None,
         threshold_quantile: float | None = None,
@@ -167,6 +174,7 @@ class SwiftHyperbandPruner(BasePruner):
             checkpoint_ratio=checkpoint_ratio,  # type: ignore[arg-type]
             rescue=rescue,  # type: ignore[arg-type]
             refit_growth=refit_growth,  # type: ignore[arg-type]
+            rescue_alpha=rescue_alpha,
             bracket_weights=None if bracket_weights is None else tuple(bracket_weights),
         )
         self._schedule = Schedule(
@@ -296,14 +304,21 @@ class SwiftHyperbandPruner(BasePruner):
     ) -> bool:
         view = self._view(study, trial, rung)
         eta, rescue = self._schedule.reduction_factor, None
-        if self._options.mode == "forecast" and self._options.rescue:
+        if self._options.mode == "forecast" and self._options.rescue != "none":
             following = self._schedule.rungs(rung.bracket)[rung.index + 1].budget
+            chance = self._options.rescue == "chance"
 
             def rescue() -> tuple[bool, str] | None:
+                get = self._predictor(study, view.sign)
                 try:
-                    return _decisions.rescue_verdict(
-                        view, following, eta, self._predictor(study, view.sign)
-                    )
+                    # The calibrated chance decides once its models exist; before, the rank
+                    # of the next rung's forecast among the rung-mates'.
+                    verdict = None
+                    if chance:
+                        verdict = _decisions.chance_rescue(view, self._options, following, get)
+                    if verdict is None:
+                        verdict = _decisions.rescue_verdict(view, following, eta, get)
+                    return verdict
                 except Exception as err:  # Without a forecast, successive halving decides.
                     self._warn_once(study, "rescue", f"rescue failed: {type(err).__name__}: {err}")
                     return None
