@@ -154,6 +154,26 @@ def test_curve_is_steps_one_to_t_with_nan_gaps_and_the_newest_value() -> None:
         _curves.curve(_trial({6: 0.1}), 5, 1.0)
 
 
+def test_an_unusable_curve_says_why() -> None:
+    # Reported but never finite: counted in steps 1..t only (step 0 and later steps aside).
+    unusable = _trial({0: 0.3, 1: math.nan, 2: math.inf, 3: -math.inf, 5: 0.2})
+    with pytest.raises(
+        ValueError, match=r"^its 3 values in steps 1\.\.3 are all NaN or infinite$"
+    ):
+        _curves.curve(unusable, 3, 1.0)
+    with pytest.raises(ValueError, match=r"^its 1 values in steps 1\.\.1 are all NaN"):
+        _curves.curve(unusable, 1, 1.0)
+    late = _trial({4: 0.5, 5: 0.4})
+    with pytest.raises(
+        ValueError, match=r"^no step in 1\.\.3 was reported \(its first step is 4\)"
+    ):
+        _curves.curve(late, 3, 1.0)
+    with pytest.raises(
+        ValueError, match=r"^no step in 1\.\.3 was reported \(it reported no step\)"
+    ):
+        _curves.curve(_trial({}), 3, 1.0)
+
+
 def test_has_curve_needs_a_finite_start_and_a_finite_target() -> None:
     assert _curves.has_curve(_trial(_curve(lambda s: 1 / s)), 5, 9)
     assert not _curves.has_curve(_trial({1: 0.5, 2: 0.4}), 2, 9)  # never reached 9
@@ -392,3 +412,154 @@ def test_a_nan_value_at_the_budget_is_never_promoted() -> None:
     peers = [_trial({3: math.nan}, number=1), _trial({3: math.inf}, number=2)]
     record = _promotion(_trial({3: 5.0}, number=9), peers)
     assert (record["decision"], record["rank"], record["of"]) == ("promoted", 1, 3)
+
+
+# -- the forecast mode's bars and rescues ---------------------------------------------------
+def _pruned_at(budget: int, decision: str = "pruned") -> dict:
+    record = _records.new_decision(
+        bracket=2, rung=1, budget=budget, decision_step=2, step=2, key=f"r{budget}_t2"
+    )
+    record.update(decision=decision, reason="")
+    return record
+
+
+def _view(own, others, peers=None, rung=RUNG1, sign=1.0):
+    peers = others if peers is None else peers
+    return _decisions.RungView(trial=own, rung=rung, sign=sign, others=others, peers=peers)
+
+
+def test_rung_bar_is_the_top_fraction_counting_early_stops_below_it() -> None:
+    reached = [_trial({1: 0.9, 3: v}, number=i) for i, v in enumerate((0.5, 0.1, 0.4, 0.2, 0.3))]
+    own = _trial({1: 0.9}, number=9, state=TrialState.RUNNING)
+    # Five values at r_i = 3, eta 3: the ceil(5 / 3) = 2nd best.
+    assert _decisions._rung_bar(_view(own, reached), 3) == (0.2, "top 1/3 at 3")
+    # Exactly eta values: the best; fewer: no bar yet.
+    assert _decisions._rung_bar(_view(own, reached[:3]), 3) == (0.1, "top 1/3 at 3")
+    assert _decisions._rung_bar(_view(own, reached[:2]), 3) == (None, "")
+    # Two trials stopped early in a rung ending at 3 rank below every value: ceil(7 / 3) = 3rd.
+    # Not counted: a stop of a rung ending elsewhere, a kept trial that stopped reporting, and
+    # a trial pruned at 3 itself (it reached the budget: its value counts).
+    stopped = [
+        _trial({1: 0.9, 2: 0.8}, number=10, records={1: _pruned_at(3)}),
+        _trial({1: 0.9, 2: 0.8}, number=11, records={1: _pruned_at(3)}),
+        _trial({1: 0.9, 2: 0.8}, number=12, records={1: _pruned_at(9)}),
+        _trial({1: 0.9, 2: 0.8}, number=13, records={1: _pruned_at(3, "kept")}),
+        _trial({1: 0.9, 3: 0.6}, number=14, records={1: _pruned_at(3)}),
+    ]
+    assert _decisions._rung_bar(_view(own, reached + stopped), 3) == (0.3, "top 1/3 at 3")
+    # Many stops: the bar is the worst value at the budget, never past it.
+    many = [_trial({1: 0.9}, number=20 + i, records={1: _pruned_at(3)}) for i in range(30)]
+    assert _decisions._rung_bar(_view(own, reached + many), 3)[0] == 0.5
+    # Another budget (the next rung's): the values there.
+    later = [_trial({9: v}, number=30 + i) for i, v in enumerate((0.7, 0.6, 0.8))]
+    assert _decisions._rung_bar(_view(own, later), 3, 9) == (0.6, "top 1/3 at 9")
+
+
+def test_forecast_mode_ranks_rung_mates_stopped_early_below_every_value() -> None:
+    peers = [
+        _trial({1: 0.9, 3: 0.3}, number=1),
+        _trial({1: 0.9, 3: 0.4}, number=2),
+        *[_trial({1: 0.9}, number=3 + i, records={1: _pruned_at(3)}) for i in range(3)],
+        _trial({1: 0.9}, number=7, state=TrialState.RUNNING, records={1: _pruned_at(3, "kept")}),
+    ]
+    view = _view(_trial({1: 0.9, 3: 0.35}, number=9), peers)
+    # Ranked among 0.3, 0.4, three stops at inf and itself: 2nd of 6, within the top 2.
+    record = _decisions.promotion_record(view, 3, stopped_rank_last=True)
+    assert (record["decision"], record["rank"], record["of"]) == ("promoted", 2, 6)
+    # Without the stops it would rank 2nd of 3, outside the top 1.
+    alone = _decisions.promotion_record(_view(view.trial, peers[:2]), 3, stopped_rank_last=True)
+    assert (alone["decision"], alone["rank"], alone["of"]) == ("stopped", 2, 3)
+
+
+class ParamsForecast:
+    """Forecasts each row's ``f`` parameter, with no error model."""
+
+    def predict(self, curves, params=None):
+        return np.array([p["f"] for p in params]), np.full(len(params), math.nan)
+
+
+def test_rank_rescue_ranks_the_trials_forecast_among_the_rung_mates() -> None:
+    mates = [
+        _trial({1: 0.9, 3: 0.5}, number=i, params={"f": f})
+        for i, f in enumerate((0.1, 0.2, 0.3, 0.5, 0.6))
+    ]
+    # Not a rung-mate for the rescue: no finite value at r_i = 3.
+    mates.append(_trial({1: 0.9, 3: math.nan}, number=8, params={"f": 0.0}))
+    asked = []
+
+    def get_predictor(pool, step, target):
+        asked.append((len(pool), step, target))
+        return ParamsForecast(), ""
+
+    def rescue(f):
+        own = _trial({1: 0.9, 3: 0.5}, number=9, params={"f": f})
+        return _decisions.rescue_verdict(_view(own, mates), 9, 3, get_predictor)
+
+    # Six forecasts at 9, eta 3: the top 2 are kept; 0.2 is the 2nd best.
+    assert rescue(0.15) == (True, "rescue: forecast within top 1/3 of 6 forecasts at 9")
+    assert rescue(0.25) == (False, "rescue: forecast outside top 1/3 of 6 forecasts at 9")
+    assert asked[0] == (0, 3, 9)  # none of them reached 9: nothing to learn from yet
+
+    def no_model(pool, step, target):
+        return None, "no model yet"
+
+    own = _trial({1: 0.9, 3: 0.5}, number=9, params={"f": 0.1})
+    assert _decisions.rescue_verdict(_view(own, mates), 9, 3, no_model) is None
+
+
+def test_chance_rescue_needs_the_chance_to_beat_every_bar_it_can_forecast() -> None:
+    """R = 27, a stop at r_i = 3 with the next rung at 9: the trial is rescued when its
+    calibrated chance to beat the best final value (0.2) and the next rung's bar (the best
+    value at 9 of three, 0.25) is at least rescue_alpha = 0.3 for each bar with a model."""
+    options = SwiftHyperbandPruner(max_resource=27, rescue_alpha=0.3)._options
+    others = [
+        _trial({s: v + (0.05 if s < 27 else 0.0) for s in range(1, 28)}, number=i)
+        for i, v in enumerate((0.2, 0.3, 0.4))
+    ]
+    own = _trial({1: 0.9, 2: 0.8, 3: 0.7}, number=9, params={"lr": 0.1})
+    rung = Rung(bracket=2, index=0, previous=0, budget=3, decision_step=2, is_last=False)
+    view = _view(own, others, rung=rung)
+    asked: list = []
+
+    class Chance:
+        def __init__(self, p):
+            self.p = p
+
+        def prob_below(self, curves, thresholds, params=None):
+            asked.append((curves.tolist(), thresholds.tolist(), params))
+            return np.array([self.p])
+
+    def rescue(chances: dict, next_budget: int = 9):
+        asked.clear()
+
+        def get_predictor(pool, step, target):
+            assert step == 3 and len(pool) == 3
+            p = chances.get(target)
+            return (None, "no model yet") if p is None else (Chance(p), "")
+
+        return _decisions.chance_rescue(view, options, next_budget, get_predictor)
+
+    final, rung_bar = "best final value so far (k=1)", "top 1/3 at 9"
+    assert rescue({27: 0.4, 9: 0.5}) == (
+        True,
+        f"rescue: P(beats {final}) 0.400, P(beats {rung_bar}) 0.500 >= 0.3",
+    )
+    # The trial's curve to r_i, each bar, and the trial's params reach the predictor.
+    assert asked == [
+        ([[0.9, 0.8, 0.7]], [0.2], [{"lr": 0.1}]),
+        ([[0.9, 0.8, 0.7]], [0.25], [{"lr": 0.1}]),
+    ]
+    assert rescue({27: 0.3, 9: 0.3})[0] is True  # exactly rescue_alpha is enough
+    assert rescue({27: 0.2999, 9: 0.9}) == (False, f"rescue: P(beats {final}) 0.300 < 0.3")
+    assert rescue({27: 0.9, 9: 0.1}) == (False, f"rescue: P(beats {rung_bar}) 0.100 < 0.3")
+    # A bar without a model or without a finite chance is left out; with none: no verdict.
+    assert rescue({9: 0.5}) == (True, f"rescue: P(beats {rung_bar}) 0.500 >= 0.3")
+    assert rescue({27: math.nan, 9: 0.1})[0] is False
+    assert rescue({27: math.nan, 9: math.nan}) is None
+    assert rescue({}) is None
+    # The next rung is the last: the final value is the only bar.
+    assert rescue({27: 0.5, 9: 0.0}, next_budget=27) == (
+        True,
+        f"rescue: P(beats {final}) 0.500 >= 0.3",
+    )
+    assert [thresholds for _, thresholds, _ in asked] == [[0.2]]

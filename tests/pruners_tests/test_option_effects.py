@@ -448,7 +448,10 @@ PAPER = {"mode": "paper"}
         ({"checkpoint_ratio": 1.0}, "checkpoint_ratio must be > 1"),
         ({"checkpoint_ratio": "2"}, "checkpoint_ratio must be > 1"),
         ({"refit_growth": 1.0}, "refit_growth must be > 1"),
-        ({"rescue": 1}, "rescue must be True or False"),
+        ({"rescue": 1}, r"rescue must be one of \('chance', 'rank', 'none'\), True or False"),
+        ({"rescue": "asha"}, "rescue must be one of"),
+        ({"rescue_alpha": 0.0}, r"rescue_alpha must be in \(0, 1\)"),
+        ({"rescue_alpha": 1.0}, r"rescue_alpha must be in \(0, 1\)"),
         ({"fit_lease_seconds": 0}, "fit_lease_seconds must be > 0"),
         ({"fit_lease_seconds": "60"}, "fit_lease_seconds must be > 0"),
         ({"rungs": "asha"}, "rungs must be 'optuna' or 'hyperband'"),
@@ -479,6 +482,10 @@ def test_each_option_is_checked_at_its_bounds(kwargs, match) -> None:
         {"refit_growth": 1.0001},
         {"fit_lease_seconds": 1e-3},
         {"rungs": "hyperband"},
+        {"rescue": "rank"},
+        {"rescue": "none"},
+        {"rescue_alpha": 1e-9},
+        {"rescue_alpha": 0.9999},
         {"forecast_final": False},  # the paper mode's default, harmless here
         {**PAPER, "refit_every": 1},
         {**PAPER, "known_curve": 1e-9},
@@ -499,7 +506,8 @@ def test_each_mode_fills_its_own_defaults_and_normalises() -> None:
 
     forecast, paper = _checked(), _checked(**PAPER)
     assert (forecast.alpha, forecast.top_k, forecast.checkpoint_ratio) == (0.1, 1, 1.5)
-    assert (forecast.rescue, forecast.refit_growth, forecast.min_train_curves) == (True, 1.5, 10)
+    assert (forecast.rescue, forecast.rescue_alpha) == ("chance", 0.3)
+    assert (forecast.refit_growth, forecast.min_train_curves) == (1.5, 10)
     assert forecast.residual_target is True and forecast.bracket_weights == (1.0, 1.0, 0.0)
     assert forecast.rules == (ChanceRule(0.1),)
     assert (paper.known_curve, paper.full_fraction, paper.threshold_quantile) == (0.5, 0.5, 0.25)
@@ -516,6 +524,8 @@ def test_each_mode_fills_its_own_defaults_and_normalises() -> None:
     assert mine.bracket_weights == (1.0, 1.0, 0.5)  # relative to the largest
     assert _checked(bracket_weights=(3, 3, 3, 3)).bracket_weights is None  # Hyperband's
     assert _checked(alpha=0.3).rules == (ChanceRule(0.3),)
+    # True and False stand for the default rescue and for none.
+    assert (_checked(rescue=True).rescue, _checked(rescue=False).rescue) == ("chance", "none")
     # NumPy integers become int, so that stored settings are plain JSON.
     numpy = _checked(min_resource=np.int64(1), max_resource=np.int64(9), top_k=np.int32(2))
     assert [type(numpy.min_resource), type(numpy.max_resource), type(numpy.top_k)] == [int] * 3
