@@ -227,7 +227,7 @@ def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
             curves = np.atleast_2d(curves)
             return curves[:, -1] + 6 * (curves[:, -1] - curves[:, -2]), np.full(len(curves), 0.1)
 
-    for rescue, state in ((True, TrialState.COMPLETE), (False, TrialState.PRUNED)):
+    for rescue, state in (("rank", TrialState.COMPLETE), ("none", TrialState.PRUNED)):
         pruner = _pruner(predictor=Slope(), rescue=rescue, alpha=0.001)
         study = optuna.create_study(study_name=f"{study_name}-{rescue}", pruner=pruner)
         for value in (0.20, 0.30, 0.40):
@@ -241,7 +241,7 @@ def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
         trial = _trial(study, curve)
         assert trial.state == state, rescue
         promotion = _records.read_trial(trial.system_attrs).promotions[0]
-        if rescue:
+        if rescue == "rank":
             assert promotion["rescued"] and promotion["decision"] == "promoted"
             assert "rescue: forecast within top 1/3" in promotion["reason"]
         else:
