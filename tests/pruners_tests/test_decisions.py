@@ -529,7 +529,7 @@ def test_chance_rescue_needs_the_chance_to_beat_every_bar_it_can_forecast() -> N
             asked.append((curves.tolist(), thresholds.tolist(), params))
             return np.array([self.p])
 
-    def rescue(chances: dict, next_budget: int = 9):
+    def rescue(chances: dict, next_budget: int = 9, view=view):
         asked.clear()
 
         def get_predictor(pool, step, target):
@@ -563,3 +563,10 @@ def test_chance_rescue_needs_the_chance_to_beat_every_bar_it_can_forecast() -> N
         f"rescue: P(beats {final}) 0.500 >= 0.3",
     )
     assert [thresholds for _, thresholds, _ in asked] == [[0.2]]
+    # No trial has reached 27 yet: no final bar, the next rung's decides alone.
+    young = [_trial({s: v for s in range(1, 10)}, number=i) for i, v in enumerate((0.3, 0.4, 0.5))]
+    assert rescue({27: 0.0, 9: 0.6}, view=_view(own, young, rung=rung)) == (
+        True,
+        "rescue: P(beats top 1/3 at 9) 0.600 >= 0.3",
+    )
+    assert [thresholds for _, thresholds, _ in asked] == [[0.3]]

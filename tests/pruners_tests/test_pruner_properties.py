@@ -39,6 +39,8 @@ OPTION_SETS = [
     {"refit_every": 4, "threshold_quantile": 0.5},
     {"mode": "forecast"},
     {"mode": "forecast", "alpha": 0.3, "top_k": 2, "bracket_weights": (1, 1, 1, 1)},
+    {"mode": "forecast", "rescue": "rank"},
+    {"mode": "forecast", "rescue_alpha": 0.5},
 ]
 
 
@@ -192,8 +194,9 @@ MODES = [
     ("paper", {}, [0, 1, 2, 3]),
     ("paper", {"confidence": 0.8, "full_fraction": 0.0}, [1, 2, 3]),
     ("paper", {"rank_quantile": 0.4, "full_fraction": 1.0}, [2, 3]),
-    ("forecast", {}, [2, 3]),  # the default bracket weights (1, 1, 0)
+    ("forecast", {}, [2, 3]),  # the default bracket weights (1, 1, 0), the chance rescue
     ("forecast", {"alpha": 0.3, "rescue": False}, [2, 3]),
+    ("forecast", {"rescue": "rank"}, [2, 3]),
     ("forecast", {"top_k": 3, "checkpoint_ratio": 1.2}, [2, 3]),
 ]
 
