@@ -409,6 +409,14 @@ def test_a_header_out_of_range_is_rejected(change, match) -> None:
         _records.validate_header([header], "k")
 
 
+def test_a_model_of_several_chunks_reads_back_whole_and_errors_name_the_key() -> None:
+    header, attrs = _published()  # 60,003 characters: three chunks
+    assert header["chunks"] == 3 and _records.read_model(attrs, "k") == (header, "abc" * 20_001)
+    bad = dict(attrs, **{_records.model_attr("k"): dict(header, chunks=0)})
+    with pytest.raises(ModelFormatError, match=r"^model header for k: chunk count"):
+        _records.read_model(bad, "k")
+
+
 def test_a_header_of_version_0_1_has_no_record_version_and_loads() -> None:
     header, attrs = _published("abc")
     old = {k: v for k, v in header.items() if k != "v"}

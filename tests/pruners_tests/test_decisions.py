@@ -434,14 +434,20 @@ def test_rung_bar_is_the_top_fraction_counting_early_stops_below_it() -> None:
     # Five values at r_i = 3, eta 3: the ceil(5 / 3) = 2nd best.
     assert _decisions._rung_bar(_view(own, reached), 3) == (0.2, "top 1/3 at 3")
     # Exactly eta values: the best; fewer: no bar yet.
+    assert _decisions._final_bar(_view(own, reached[:1]), _options(max_resource=3)) == (
+        0.5,
+        "best final value so far (k=1)",
+    )
     assert _decisions._rung_bar(_view(own, reached[:3]), 3) == (0.1, "top 1/3 at 3")
     assert _decisions._rung_bar(_view(own, reached[:2]), 3) == (None, "")
-    # Two trials stopped early in a rung ending at 3 rank below every value: ceil(7 / 3) = 3rd.
-    # Not counted: a stop of a rung ending elsewhere, a kept trial that stopped reporting, and
-    # a trial pruned at 3 itself (it reached the budget: its value counts).
+    # Three trials stopped early in a rung ending at 3 rank below every value; with the six
+    # values at 3 (0.6 below), the ceil(9 / 3) = 3rd. Not counted: a stop of a rung ending
+    # elsewhere, a kept trial that stopped reporting, and a trial pruned at 3 itself (it
+    # reached the budget: its value counts).
     stopped = [
         _trial({1: 0.9, 2: 0.8}, number=10, records={1: _pruned_at(3)}),
         _trial({1: 0.9, 2: 0.8}, number=11, records={1: _pruned_at(3)}),
+        _trial({1: 0.9}, number=15, records={1: _pruned_at(3)}),
         _trial({1: 0.9, 2: 0.8}, number=12, records={1: _pruned_at(9)}),
         _trial({1: 0.9, 2: 0.8}, number=13, records={1: _pruned_at(3, "kept")}),
         _trial({1: 0.9, 3: 0.6}, number=14, records={1: _pruned_at(3)}),
