@@ -434,10 +434,6 @@ def test_rung_bar_is_the_top_fraction_counting_early_stops_below_it() -> None:
     # Five values at r_i = 3, eta 3: the ceil(5 / 3) = 2nd best.
     assert _decisions._rung_bar(_view(own, reached), 3) == (0.2, "top 1/3 at 3")
     # Exactly eta values: the best; fewer: no bar yet.
-    assert _decisions._final_bar(_view(own, reached[:1]), _options(max_resource=3)) == (
-        0.5,
-        "best final value so far (k=1)",
-    )
     assert _decisions._rung_bar(_view(own, reached[:3]), 3) == (0.1, "top 1/3 at 3")
     assert _decisions._rung_bar(_view(own, reached[:2]), 3) == (None, "")
     # Three trials stopped early in a rung ending at 3 rank below every value; with the six
@@ -459,6 +455,19 @@ def test_rung_bar_is_the_top_fraction_counting_early_stops_below_it() -> None:
     # Another budget (the next rung's): the values there.
     later = [_trial({9: v}, number=30 + i) for i, v in enumerate((0.7, 0.6, 0.8))]
     assert _decisions._rung_bar(_view(own, later), 3, 9) == (0.6, "top 1/3 at 9")
+
+
+def test_final_bar_is_the_kth_best_final_value_once_k_exist() -> None:
+    finals = [_trial({1: 0.9, 3: v}, number=i) for i, v in enumerate((0.5, math.nan, 0.2, 0.4))]
+    own = _trial({1: 0.9}, number=9, state=TrialState.RUNNING)
+    options = SwiftHyperbandPruner(max_resource=3, top_k=2)._options
+    # Non-finite finals are left out: 0.2, 0.4, 0.5; the 2nd best.
+    assert _decisions._final_bar(_view(own, finals), options) == (
+        0.4,
+        "best final value so far (k=2)",
+    )
+    assert _decisions._final_bar(_view(own, finals[:1] + finals[2:3]), options)[0] == 0.5
+    assert _decisions._final_bar(_view(own, finals[:2]), options) == (None, "")
 
 
 def test_forecast_mode_ranks_rung_mates_stopped_early_below_every_value() -> None:
