@@ -20,7 +20,13 @@ from sklearn.svm import SVR, NuSVR
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
-from optuna_qsvr.predictors._qsvr import QSVR, combination_weights, kkt_intercepts
+from optuna_qsvr.predictors._qsvr import (
+    QSVR,
+    _lowest_distinct,
+    _ordered_bits,
+    combination_weights,
+    kkt_intercepts,
+)
 from optuna_qsvr.predictors._qubo import precision_vector, qubo_matrix
 
 # Small anneals keep the suite fast; the QUBOs here have at most 120 variables.
@@ -202,6 +208,30 @@ def test_combination_weights():
     assert reference[0] > reference[1] > reference[2]
     # A perfect candidate must not produce NaN weights.
     assert np.all(np.isfinite(combination_weights(np.vstack([y, preds[1]]), y, "reference")))
+
+
+def test_the_lowest_distinct_samples_break_ties_in_sample_order():
+    """Reads come back with many equal energies: the chosen candidates are the lowest-energy
+    distinct bit vectors, ties taken in read order, so a fit is reproducible."""
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2, (60, 4))  # 16 possible vectors: many duplicates
+    energies = rng.integers(0, 3, 60).astype(float)
+    chosen, seen = [], set()
+    for i in sorted(range(60), key=lambda i: (energies[i], i)):
+        if tuple(bits[i]) not in seen:
+            seen.add(tuple(bits[i]))
+            chosen.append(i)
+    assert _lowest_distinct(bits, energies, 5).tolist() == chosen[:5]
+    assert _lowest_distinct(bits, energies, 100).tolist() == chosen  # all distinct ones
+
+
+def test_bits_come_back_in_variable_order_and_foreign_labels_are_refused():
+    sampleset = dimod.SampleSet.from_samples(([[1, 0, 0], [0, 1, 1]], [2, 0, 1]), "BINARY", 0.0)
+    np.testing.assert_array_equal(_ordered_bits(sampleset, 3), [[0, 0, 1], [1, 1, 0]])
+    for labels, n in (([1, 2, 3], 3), ([0, 1, 2], 4)):
+        wrong = dimod.SampleSet.from_samples(([[1, 0, 0]], labels), "BINARY", 0.0)
+        with pytest.raises(ValueError, match=f"expected the labels 0..{n - 1}"):
+            _ordered_bits(wrong, n)
 
 
 def test_kkt_intercepts_average_the_free_points_else_the_mean_gap():
