@@ -237,27 +237,38 @@ def test_bits_come_back_in_variable_order_and_foreign_labels_are_refused():
 def test_kkt_intercepts_average_the_free_points_else_the_mean_gap():
     """Free points are strictly inside the box (0, C): the first candidate has one free alpha
     (0.5; 1.0 sits on the bound C) and one free alpha_hat (0.25); the second has none (its
-    alpha_hat of 1.0 is at the bound), so its bias is the mean gap."""
+    alpha_hat of 1.0 is at the bound), so its bias is its own mean gap; the third has one."""
     y = np.array([1.0, 2.0, 3.0, 4.0])
-    f0 = np.full((2, 4), 0.5)  # gaps y - f0: 0.5, 1.5, 2.5, 3.5
-    alpha = np.array([[0.5, 0.0, 1.0, 1.5], [0.0, 0.0, 0.0, 0.0]])
-    alpha_hat = np.array([[0.0, 0.25, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    f0 = np.array([[0.5] * 4, [0.5] * 4, [1.5] * 4])  # gaps 0.5, 1.5, 2.5, 3.5 (less 1)
+    alpha = np.array([[0.5, 0.0, 1.0, 1.5], [0.0] * 4, [0.0, 0.0, 0.7, 0.0]])
+    alpha_hat = np.array([[0.0, 0.25, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0] * 4])
     b = kkt_intercepts(alpha, alpha_hat, f0, y, epsilon=0.1, C=1.0)
-    # ((0.5 - 0.1) + (1.5 + 0.1)) / 2, then mean(0.5, 1.5, 2.5, 3.5)
-    np.testing.assert_allclose(b, [1.0, 2.0], rtol=1e-12)
+    # ((0.5 - 0.1) + (1.5 + 0.1)) / 2; then the mean gap; then one free point: 1.5 - 0.1.
+    np.testing.assert_allclose(b, [1.0, 2.0, 1.4], rtol=1e-12)
 
 
-def test_reference_weights_average_the_seven_weightings():
+@pytest.mark.parametrize(
+    ("y", "preds"),
+    [
+        ([0.0, 1.0, 2.0], [[0.5, 1.5, 2.5], [1.0, 0.0, 2.0], [2.0, 2.0, 0.0]]),
+        ([0.0, 1.0, 2.0], [[2.0, 2.0, 0.0], [1.0, 0.0, 2.0], [0.5, 1.5, 2.5]]),  # best last
+        ([0.0, 1.0, 2.0], [[1.0, 0.0, 2.0], [0.5, 1.5, 2.5]]),  # two candidates
+        ([1.0, 1.0, 1.0], [[0.5, 1.5, 1.0], [1.0, 0.0, 2.0], [2.0, 2.0, 0.0]]),  # no variance
+    ],
+)
+def test_reference_weights_average_the_seven_weightings(y, preds):
     """Each weighting recomputed independently, on candidates whose losses are moderate (no
-    softmax saturates): log-cosh is log2(cosh(r ln 2)) summed over the points."""
-    y = np.array([0.0, 1.0, 2.0])
-    preds = np.array([[0.5, 1.5, 2.5], [1.0, 0.0, 2.0], [2.0, 2.0, 0.0]])
+    softmax saturates): log-cosh is log2(cosh(r ln 2)) summed over the points; R^2 is 0
+    for every candidate when the targets do not vary."""
+    y, preds = np.array(y), np.array(preds)
     residuals = y - preds
     mse = (residuals**2).mean(axis=1)
     log_cosh = np.array(
         [sum(math.log2(math.cosh(r * math.log(2))) for r in row) for row in residuals]
     )
-    r2 = 1 - (residuals**2).sum(axis=1) / ((y - y.mean()) ** 2).sum()
+    ss_tot = ((y - y.mean()) ** 2).sum()
+    r2 = 1 - (residuals**2).sum(axis=1) / ss_tot if ss_tot else np.zeros(len(preds))
+    best = (mse == mse.min()).astype(float)
 
     def softmax(z):
         e = np.exp(z - z.max())
@@ -268,8 +279,8 @@ def test_reference_weights_average_the_seven_weightings():
         softmax(1 / mse),
         (1 / log_cosh) / (1 / log_cosh).sum(),
         softmax(1 / log_cosh),
-        [1.0, 0.0, 0.0],
-        [1 / 3] * 3,
+        best,
+        np.full(len(preds), 1 / len(preds)),
         softmax(r2),
     ]
     np.testing.assert_allclose(
