@@ -254,6 +254,7 @@ def test_kkt_intercepts_average_the_free_points_else_the_mean_gap():
         ([0.0, 1.0, 2.0], [[2.0, 2.0, 0.0], [1.0, 0.0, 2.0], [0.5, 1.5, 2.5]]),  # best last
         ([0.0, 1.0, 2.0], [[1.0, 0.0, 2.0], [0.5, 1.5, 2.5]]),  # two candidates
         ([1.0, 1.0, 1.0], [[0.5, 1.5, 1.0], [1.0, 0.0, 2.0], [2.0, 2.0, 0.0]]),  # no variance
+        ([0.0, 0.5, 1.0], [[0.25, 0.75, 1.25], [0.5, 0.0, 1.0], [1.0, 1.0, 0.0]]),  # little
     ],
 )
 def test_reference_weights_average_the_seven_weightings(y, preds):
