@@ -430,8 +430,7 @@ def test_chance_rescue_needs_both_the_final_and_the_next_rungs_bar() -> None:
     verdict, asked = _rescue(others, predictor)
     assert verdict == (
         True,
-        "rescue: P(beats best final value so far (k=1)) 0.500, P(beats top 1/3 at 9) 1.000 "
-        ">= 0.3",
+        "rescue: P(beats best final value so far (k=1)) 0.500, P(beats top 1/3 at 9) 1.000 >= 0.3",
     )
     # Both models are of the rung's end (step 3): the final one and the next rung's.
     assert asked == [(27, 3, [0, 1, 2]), (9, 3, [0, 1, 2])]

@@ -248,7 +248,7 @@ def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
         curve = {1: 0.80, 2: 0.75, 3: 0.65, **{s: 0.3 for s in range(4, 10)}}
         trial = _trial(study, curve)
         promotion = _records.read_trial(trial.system_attrs).promotions[0]
-        rescued = reason is not None and ">=" in reason or "rank" in str(options)
+        rescued = (reason is not None and ">=" in reason) or "rank" in str(options)
         assert trial.state == (TrialState.COMPLETE if rescued else TrialState.PRUNED), options
         if reason is None:
             assert promotion["decision"] == "stopped" and "rescued" not in promotion
