@@ -44,8 +44,13 @@ module = optunahub.load_local_module(
     registry_root=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."),
 )
 pruner = module.SwiftHyperbandPruner(min_resource=1, max_resource=EPOCHS)
+# Brackets are drawn from a hash of the study name and the trial number: a fixed name makes
+# the run repeatable.
 study = optuna.create_study(
-    direction="maximize", sampler=optuna.samplers.TPESampler(seed=0), pruner=pruner
+    study_name="swift_hyperband_example",
+    direction="maximize",
+    sampler=optuna.samplers.TPESampler(seed=0),
+    pruner=pruner,
 )
 study.optimize(objective, n_trials=60)
 

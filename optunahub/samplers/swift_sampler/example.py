@@ -50,7 +50,11 @@ pruner_module = optunahub.load_local_module(
 )
 sampler = sampler_module.SwiftSampler(optuna.samplers.TPESampler(seed=0))
 pruner = pruner_module.SwiftHyperbandPruner(min_resource=1, max_resource=EPOCHS)
-study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+# Brackets are drawn from a hash of the study name and the trial number: a fixed name makes
+# the run repeatable.
+study = optuna.create_study(
+    study_name="swift_sampler_example", direction="maximize", sampler=sampler, pruner=pruner
+)
 study.optimize(objective, n_trials=60)
 
 pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
