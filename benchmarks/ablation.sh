@@ -12,10 +12,11 @@ for td in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize; do
   .venv/bin/optuna-qsvr benchmark \
     --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" --direction "$direction" \
     --seeds "$seeds" --workers 1 --no-progress \
-    --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets \
+    --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets \
     --swift-set 'no-points={"alpha": 1e-9}' \
     --swift-set 'no-final={"top_k": 1000000}' \
     --swift-set 'no-rescue={"rescue": false}' \
+    --swift-set 'rank-rescue={"rescue": "rank"}' \
     --swift-set 'uncalibrated={"alpha": 0.49}' \
     --swift-set 'params={"features": ["curve", "params"]}' \
     --swift-set 'hyperband-brackets={"bracket_weights": [1]}' \

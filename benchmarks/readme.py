@@ -184,6 +184,42 @@ def _markdown(names: list[str], tables: dict[str, tuple[Path, str, bool]]) -> st
     return "\n".join(lines)
 
 
+def _default_summary(names: list[str], held_out: set[str]) -> str:
+    """The default (``swift-svr``) against Optuna's pruners, one line per table and worker
+    count: the README's "The default rule, measured" table."""
+    lines = [
+        "| table | W | forecast mode: × Hyperband | its mean regret | Hyperband's | "
+        "MedianPruner's (× Hyperband) | PercentilePruner's (× Hyperband) | P(best): forecast "
+        "mode / Hyperband | dominated by |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        for workers in (1, 8):
+            if not (OUT / f"{name}-w{workers}.json").exists():
+                continue
+            report, _ = _load(name, workers)
+            if "swift-svr" not in report or "hyperband" not in report:
+                continue
+            f = {m: e["figures"] for m, e in report.items()}
+            swift, hb = f["swift-svr"], f["hyperband"]
+
+            def other(method: str, f: dict[str, Any] = f) -> str:
+                if method not in f:
+                    return "–"
+                g = f[method]
+                return f"{_cell(g['regret_mean'])} ({g['ratio']['value']:.2f}×)"
+
+            label = f"{name} (held out)" if name in held_out else name
+            dominators = ", ".join(report["swift-svr"]["dominated_by"]) or "–"
+            lines.append(
+                f"| {label} | {workers} | {_cell(swift['ratio'], 'ratio')} | "
+                f"{_cell(swift['regret_mean'])} | {_cell(hb['regret_mean'])} | "
+                f"{other('median')} | {other('percentile')} | "
+                f"{_cell(swift['p_best'], 'pct')} / {_cell(hb['p_best'], 'pct')} | {dominators} |"
+            )
+    return "\n".join(lines)
+
+
 def _pareto(names: list[str], tables: dict[str, tuple[Path, str, bool]], path: Path) -> bool:
     import matplotlib
 
@@ -231,6 +267,7 @@ def _render(tables: dict[str, tuple[Path, str, bool]]) -> str:
             blocks["held-out"] += "(docs/benchmark/pareto-held-out.png)"
     else:
         blocks["held-out"] = "No held-out table ships yet."
+    blocks["default"] = _default_summary([*recorded, *held_out], set(held_out))
     text = "\n\n".join(f"<!-- {k} -->\n{v}" for k, v in blocks.items())
     (OUT / "tables.md").write_text(text + "\n")
     _splice(blocks)

@@ -35,9 +35,9 @@ class SwiftHyperbandPruner(BasePruner):
       rung (``ceil(min_resource * checkpoint_ratio**k)``), a predictor with a calibrated error
       (out-of-fold residuals, cross-conformal) gives the probability that the trial beats the
       ``top_k``-th best final value, or the rung's promotion bar; below ``alpha`` it stops.
-      At ``r_i``, a trial ASHA would stop is rescued when its forecast ranks within the top
-      ``1/eta`` of its rung-mates' forecasts. ``bracket_weights`` (default: the two most
-      aggressive brackets) sets how much of Hyperband's hedge remains.
+      At ``r_i``, a trial ASHA would stop is rescued while its calibrated chance to beat the
+      final and the next rung's bars is at least ``rescue_alpha``. ``bracket_weights``
+      (default: the two most aggressive brackets) sets how much of Hyperband's hedge remains.
     * ``mode="paper"`` (Swift-Hyperband as published): one decision step per rung,
       ``t* = r_prev + ceil((r_i - r_prev) * known_curve)``, a forecast of the value at ``r_i``
       judged by ``rules`` against the rung's full trainings, which a quota supplies.

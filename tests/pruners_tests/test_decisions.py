@@ -585,3 +585,69 @@ def test_chance_rescue_needs_the_chance_to_beat_every_bar_it_can_forecast() -> N
         "rescue: P(beats top 1/3 at 9) 0.600 >= 0.3",
     )
     assert [thresholds for _, thresholds, _ in asked] == [[0.3]]
+
+
+# -- the forecast mode's rescue -------------------------------------------------------------
+class NormalSpy(SpyPredictor):
+    """A forecast with a normal error: P(value <= threshold) = Phi((threshold - f) / sigma)."""
+
+    def prob_below(self, curves, thresholds, params=None):
+        from scipy.stats import norm
+
+        self.calls.append((np.atleast_2d(curves).copy(), params))
+        return norm.cdf((np.asarray(thresholds) - self.forecast) / self.sigma)
+
+
+def _rescue(others, predictor, *, max_resource=27, **options):
+    asked: list = []
+
+    def get_predictor(pool, step, target):
+        asked.append((target, step, [t.number for t in pool]))
+        return (predictor, "") if predictor != "none" else (None, "no model yet")
+
+    rung = Rung(bracket=0, index=1, previous=1, budget=3, decision_step=None, is_last=False)
+    trial = _trial({1: 0.9, 2: 0.7, 3: 0.6}, number=9, state=TrialState.RUNNING)
+    view = _decisions.RungView(trial=trial, rung=rung, sign=1.0, others=others, peers=[])
+    pruner = SwiftHyperbandPruner(max_resource=max_resource, min_train_curves=3, **options)
+    return _decisions.chance_rescue(view, pruner._options, 9, get_predictor), asked
+
+
+def test_chance_rescue_needs_both_the_final_and_the_next_rungs_bar() -> None:
+    def finished(number: int, at_9: float, final: float):
+        return _trial({**{s: at_9 for s in range(1, 10)}, 27: final}, number=number)
+
+    # Final values 0.1, 0.3, 0.5: the bar is the best, 0.1; P(final <= 0.1) = Phi(0) = 0.5.
+    # Values at the next rung (9) 0.5, 0.6, 0.7: its bar (top 1/3) is 0.5, P = Phi(4) ~ 1.
+    others = [finished(i, v9, f) for i, (v9, f) in enumerate(((0.5, 0.1), (0.6, 0.3), (0.7, 0.5)))]
+    predictor = NormalSpy(forecast=0.1, sigma=0.1)
+    verdict, asked = _rescue(others, predictor)
+    assert verdict == (
+        True,
+        "rescue: P(beats best final value so far (k=1)) 0.500, P(beats top 1/3 at 9) 1.000 >= 0.3",
+    )
+    # Both models are of the rung's end (step 3): the final one and the next rung's.
+    assert asked == [(27, 3, [0, 1, 2]), (9, 3, [0, 1, 2])]
+    # The curve given to the predictor is steps 1..3, the newest value included.
+    np.testing.assert_array_equal(predictor.calls[0][0], [[0.9, 0.7, 0.6]])
+    # Above the chance asked for: stopped, even though the final bar alone would not stop it.
+    verdict, _ = _rescue(others, NormalSpy(forecast=0.1, sigma=0.1), rescue_alpha=0.6)
+    assert verdict == (False, "rescue: P(beats best final value so far (k=1)) 0.500 < 0.6")
+    # A strict next-rung bar (0.0) stops it: P = Phi(-1) = 0.159 < 0.3.
+    strict = [finished(i, v9, f) for i, (v9, f) in enumerate(((0.0, 0.1), (0.6, 0.3), (0.7, 0.5)))]
+    verdict, _ = _rescue(strict, NormalSpy(forecast=0.1, sigma=0.1))
+    assert verdict == (False, "rescue: P(beats top 1/3 at 9) 0.159 < 0.3")
+    # top_k=2 compares with the second best final value, 0.3: P = Phi(2) = 0.977.
+    verdict, _ = _rescue(others, NormalSpy(forecast=0.1, sigma=0.1), top_k=2)
+    assert verdict is not None and "(k=2)) 0.977" in verdict[1]
+
+
+def test_chance_rescue_abstains_without_models_or_bars() -> None:
+    others = [_trial({**{s: 0.5 for s in range(1, 10)}, 27: 0.2}, number=0)]
+    # No model: the rank rescue decides.
+    assert _rescue(others, "none")[0] is None
+    # One finished trial, top_k=2: no final bar; fewer than eta values at 9: no rung bar.
+    verdict, asked = _rescue(others, NormalSpy(), top_k=2)
+    assert verdict is None and asked == []
+    # With max_resource = the next rung, only the final value is a target.
+    verdict, asked = _rescue(others, NormalSpy(forecast=0.1, sigma=0.1), max_resource=9)
+    assert [a[0] for a in asked] == [9] and verdict is not None and verdict[0]

@@ -220,16 +220,24 @@ def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
     """R=9, eta 3, bracket 1: rungs 3 and 9. Three finished trials (bracket 0) supply the
     curves; at r=3 the rung-mates are at 0.50, 0.60 and 0.70 and the trial at 0.65: ASHA (top
     1 of 4) stops it. A predictor whose forecast is the last value plus 6 times the last
-    change sees it falling fast: forecast 0.05, the best of the rung's forecasts, rescued."""
+    change sees it falling fast: forecast 0.05, the best of the rung's forecasts (rank rescue),
+    and P(final <= 0.20, the best final) = Phi(1.5) = 0.933 under its normal error (chance
+    rescue, which decides once the final-value model exists: 0.933 < 0.95 stops it)."""
 
     class Slope(LastValuePredictor):
         def predict(self, curves, params=None):
             curves = np.atleast_2d(curves)
             return curves[:, -1] + 6 * (curves[:, -1] - curves[:, -2]), np.full(len(curves), 0.1)
 
-    for rescue, state in (("rank", TrialState.COMPLETE), ("none", TrialState.PRUNED)):
-        pruner = _pruner(predictor=Slope(), rescue=rescue, alpha=0.001)
-        study = optuna.create_study(study_name=f"{study_name}-{rescue}", pruner=pruner)
+    cases = [
+        ({"rescue": True}, "rescue: P(beats best final value so far (k=1)) 0.933 >= 0.3"),
+        ({"rescue": "rank"}, "rescue: forecast within top 1/3 of "),
+        ({"rescue_alpha": 0.95}, "rescue: P(beats best final value so far (k=1)) 0.933 < 0.95"),
+        ({"rescue": False}, None),
+    ]
+    for i, (options, reason) in enumerate(cases):
+        pruner = _pruner(predictor=Slope(), alpha=0.001, **options)
+        study = optuna.create_study(study_name=f"{study_name}-{i}", pruner=pruner)
         for value in (0.20, 0.30, 0.40):
             _in_bracket(study, pruner, 0)
             _trial(study, _flat(value, 9))
@@ -239,13 +247,15 @@ def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
         _in_bracket(study, pruner, 1)
         curve = {1: 0.80, 2: 0.75, 3: 0.65, **{s: 0.3 for s in range(4, 10)}}
         trial = _trial(study, curve)
-        assert trial.state == state, rescue
         promotion = _records.read_trial(trial.system_attrs).promotions[0]
-        if rescue == "rank":
-            assert promotion["rescued"] and promotion["decision"] == "promoted"
-            assert "rescue: forecast within top 1/3" in promotion["reason"]
-        else:
+        rescued = (reason is not None and ">=" in reason) or "rank" in str(options)
+        assert trial.state == (TrialState.COMPLETE if rescued else TrialState.PRUNED), options
+        if reason is None:
             assert promotion["decision"] == "stopped" and "rescued" not in promotion
+        else:
+            assert promotion["rescued"] == rescued, options
+            assert promotion["decision"] == ("promoted" if rescued else "stopped")
+            assert promotion["reason"].startswith(reason)
 
 
 @pytest.mark.parametrize(
@@ -281,11 +291,31 @@ def test_default_bracket_weights_keep_the_two_aggressive_brackets() -> None:
         {"mode": "forecast", "checkpoint_ratio": 1.0},
         {"mode": "forecast", "bracket_weights": (0.0, 1.0)},
         {"mode": "forecast", "top_k": 0},
+        {"mode": "paper", "rescue_alpha": 0.3},
+        {"mode": "forecast", "rescue": "always"},
+        {"mode": "forecast", "rescue": 1},
+        {"mode": "forecast", "rescue_alpha": 0.0},
+        {"mode": "forecast", "rescue_alpha": 1.0},
     ],
 )
 def test_options_of_the_other_mode_are_an_error(kwargs) -> None:
     with pytest.raises(ValueError):
         SwiftHyperbandPruner(max_resource=9, **kwargs)
+
+
+def test_rescue_reads_true_and_false_as_the_default_and_none() -> None:
+    def rescue(value):
+        return SwiftHyperbandPruner(max_resource=9, rescue=value)._options.rescue
+
+    assert [rescue(v) for v in (True, False, "chance", "rank", "none")] == [
+        "chance",
+        "none",
+        "chance",
+        "rank",
+        "none",
+    ]
+    assert SwiftHyperbandPruner(max_resource=9)._options.rescue == "chance"
+    assert SwiftHyperbandPruner(max_resource=9)._options.rescue_alpha == 0.3
 
 
 def test_named_predictors_get_an_error_model_in_forecast_mode() -> None:
