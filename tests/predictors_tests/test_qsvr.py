@@ -210,6 +210,17 @@ def test_combination_weights():
     assert np.all(np.isfinite(combination_weights(np.vstack([y, preds[1]]), y, "reference")))
 
 
+def test_scale_gamma_is_one_over_features_times_variance_else_one():
+    """gamma="scale" as scikit-learn's SVR: 1 / (n_features * X.var()); 1 for constant X."""
+    X = np.array([[0.0, 0.1], [0.2, 0.3], [0.4, 0.8]])  # variance below 1
+    y = np.array([0.1, 0.2, 0.3])
+    scaled = QSVR(gamma="scale").to_bqm(X, y)
+    assert scaled == QSVR(gamma=1.0 / (2 * X.var())).to_bqm(X, y)
+    assert scaled != QSVR(gamma=1.0).to_bqm(X, y)
+    constant = np.full((3, 2), 0.5)
+    assert QSVR(gamma="scale").to_bqm(constant, y) == QSVR(gamma=1.0).to_bqm(constant, y)
+
+
 def test_the_lowest_distinct_samples_break_ties_in_sample_order():
     """Reads come back with many equal energies: the chosen candidates are the lowest-energy
     distinct bit vectors, ties taken in read order, so a fit is reproducible."""
