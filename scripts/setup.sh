@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install optuna-qsvr with the studies, the dashboard and the test tools.
+# Create .venv and install optuna-qsvr with the studies, the dashboard, PostgreSQL, the gRPC
+# proxy and the test tools.
 # Idempotent: a second run only checks what is there. torch is the CPU build unless
 # OPTUNA_QSVR_CUDA=1 (see scripts/install_torch.sh).
 set -euo pipefail
@@ -8,4 +9,4 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 bash scripts/install_torch.sh
-python -m pip install --quiet -e ".[dev,studies,postgresql,dashboard]"
+python -m pip install --quiet -e ".[dev,studies,postgresql,dashboard,grpc]"
