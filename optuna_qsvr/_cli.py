@@ -38,6 +38,10 @@ SUBCOMMANDS: dict[str, tuple[str, AddArguments, Run]] = {
         "join a shared study and replay a learning-curve table until its budget is used",
         *_lazy("optuna_qsvr._worker", "add_worker_arguments", "run_worker_command"),
     ),
+    "proxy": (
+        "serve one database to many workers through Optuna's gRPC storage proxy",
+        *_lazy("optuna_qsvr._proxy", "add_proxy_arguments", "run_proxy_command"),
+    ),
     "report": (
         "summarise Swift-Hyperband's decisions, predictor fits and epochs of a study",
         *_lazy("optuna_qsvr.report._command", "add_report_arguments", "run_report"),
@@ -53,6 +57,9 @@ INSTALL_HINTS = {
     "optuna_dashboard": _EXTRA.format("dashboard"),
     "dwave": _EXTRA.format("qpu"),
     "psycopg": _EXTRA.format("postgresql"),
+    # The gRPC storage proxy (optuna-qsvr proxy, worker --storage grpc://...).
+    "grpc": _EXTRA.format("grpc"),
+    "google": _EXTRA.format("grpc"),
     # SQLAlchemy's driver for a plain postgresql:// URL; the extra installs psycopg 3.
     "psycopg2": _EXTRA.format("postgresql") + " and write the URL as postgresql+psycopg://...",
 }

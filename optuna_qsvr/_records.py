@@ -49,6 +49,9 @@ DECISION_PREFIX = "swift:decision:"
 PROMOTION_PREFIX = "swift:promotion:"
 MODEL_PREFIX = "swift:model:"
 LOCK_PREFIX = "swift:lock:"
+# A running trial's heartbeat through the gRPC storage proxy (optuna_qsvr._proxy): the worker's
+# own, not a Swift record, so a re-queued copy of the trial drops it.
+HEARTBEAT_ATTR = "optuna_qsvr:heartbeat"
 
 DECISIONS = ("full", "kept", "pruned", "no-forecast")
 PROMOTIONS = ("promoted", "stopped")

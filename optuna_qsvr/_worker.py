@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import os
 import random
 import sys
 import threading
@@ -61,8 +62,7 @@ class _Backoff:
         storage has been unreachable for ``limit`` seconds."""
         now = time.monotonic()
         self._since = self._since or now
-        text = str(err).splitlines()[0] if str(err) else ""
-        message = scrub(f"{type(err).__name__}: {text}", self._secrets)
+        message = scrub(_describe(err), self._secrets)
         left = self._since + self._limit - now
         if left <= 0:
             raise StorageUnavailableError(
@@ -75,12 +75,24 @@ class _Backoff:
         self._delay = min(self._delay * 2, 30.0)
 
 
+def _describe(err: BaseException) -> str:
+    """One line naming an error: a gRPC call's status and details, else type and message."""
+    from optuna_qsvr._proxy import describe_proxy_error
+
+    text = describe_proxy_error(err)
+    if text is None:
+        first = str(err).splitlines()[0] if str(err) else ""
+        text = f"{type(err).__name__}: {first}"
+    return text
+
+
 def open_storage(
     url: str,
     *,
     heartbeat_interval: int | None = 30,
     grace_period: int | None = None,
     max_wait: float = 300.0,
+    pool_size: int | None = None,
 ) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``, with heartbeats where the storage supports them.
 
@@ -89,22 +101,32 @@ def open_storage(
     seconds (a worker killed mid-trial) is failed by a worker and its parameters are queued
     again (without the pruner's records, which belonged to the failed trial).
     ``journal:///path/to/file.log`` gives Optuna's journal file storage, which has no heartbeat.
+    ``grpc://host:port`` gives a client of Optuna's gRPC storage proxy (``optuna-qsvr proxy``),
+    whose heartbeat is a trial system attribute (see :class:`optuna_qsvr._proxy.ProxyStorage`).
 
-    A database that does not answer is retried with back-off for up to ``max_wait`` seconds
-    (workers started before the database is up, or a database restarting).
+    A database (or proxy) that does not answer is retried with back-off for up to ``max_wait``
+    seconds (workers started before the database is up, or a database restarting).
+    ``pool_size`` caps the connections an RDB storage holds (default: SQLAlchemy's 5 + 10).
 
     Raises:
         StorageUnavailableError: the database did not answer within ``max_wait`` seconds; the
             message holds no password.
+        ValueError: ``url`` is not a storage URL (a wrong scheme, a ``grpc://`` URL without a
+            host); the message holds no password.
     """
     import optuna
 
+    if url.startswith("grpc:"):
+        return _open_proxy(url, heartbeat_interval, grace_period, max_wait)
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
         path = url.removeprefix("journal:").removeprefix("//")
         return optuna.storages.JournalStorage(JournalFileBackend(path))
     kwargs: dict[str, Any] = {"engine_kwargs": {"pool_pre_ping": True}}
+    if pool_size is not None:
+        # A fixed number of connections (the proxy): never more than the pool.
+        kwargs["engine_kwargs"].update(pool_size=pool_size, max_overflow=0)
     if not url.startswith("sqlite"):
         kwargs["engine_kwargs"]["pool_recycle"] = 300
         if "connect_timeout" not in url:
@@ -121,8 +143,38 @@ def open_storage(
                 # Also the losers of the race to create a new database's schema: they find
                 # it in place on the next try.
                 if not _is_storage_error(err):
+                    _raise_if_bad_url(err, url)
                     raise
                 backoff.wait(err)
+
+
+def _raise_if_bad_url(err: Exception, url: str) -> None:
+    """Turn SQLAlchemy's "not a URL" and "no such dialect" errors into one ValueError line."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(err, sa_exc.ArgumentError):
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"not a storage URL: {scrub(text, url_secrets(url))}") from None
+
+
+def _open_proxy(
+    url: str, heartbeat_interval: int | None, grace_period: int | None, max_wait: float
+) -> optuna.storages.BaseStorage:
+    from optuna_qsvr._proxy import ProxyStorage, parse_grpc_url
+
+    host, port = parse_grpc_url(url)
+    storage = ProxyStorage(
+        host=host, port=port, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+    )
+    backoff = _Backoff(max_wait, [])
+    while True:
+        try:
+            storage.check(timeout=min(10.0, max_wait))
+            return storage
+        except Exception as err:
+            if not _is_storage_error(err):
+                raise
+            backoff.wait(err)
 
 
 def _rdb_storage(
@@ -150,7 +202,11 @@ def requeue_trial(study: optuna.study.Study, trial: optuna.trial.FrozenTrial) ->
         return
 
     def own(attrs: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in attrs.items() if not k.startswith(_records.PREFIX)}
+        return {
+            k: v
+            for k, v in attrs.items()
+            if not k.startswith(_records.PREFIX) and k != _records.HEARTBEAT_ATTR
+        }
 
     study.add_trial(
         optuna.trial.create_trial(
@@ -323,6 +379,7 @@ def _fail_silent_trials(study: optuna.study.Study) -> tuple[int, int]:
 
     A trial is silent when its last heartbeat, or its start if it never beat (its worker was
     cut off inside ``ask``), is older than two heartbeat intervals: its worker may be gone.
+    Through the gRPC proxy, a trial is also silent until this worker has seen it beat.
     Returns how many were failed here and how many others are silent but still within the
     grace period. Storages without heartbeats have no silent trials.
     """
@@ -330,15 +387,23 @@ def _fail_silent_trials(study: optuna.study.Study) -> tuple[int, int]:
     from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
 
+    from optuna_qsvr._proxy import ProxyStorage
+
     storage = study._storage
     backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, optuna.storages.RDBStorage) or not is_heartbeat_enabled(storage):
+    if not is_heartbeat_enabled(storage):
+        return 0, 0
+    if isinstance(backend, optuna.storages.RDBStorage):
+        ages = [(tid, age, True) for tid, age in _running_trial_ages(backend, study._study_id)]
+    elif isinstance(backend, ProxyStorage):
+        ages = backend.silent_ages(study._study_id)
+    else:
         return 0, 0
     interval = float(backend.heartbeat_interval or 0)
     grace = float(backend.grace_period or 2 * interval)
     failed = silent = 0
-    for trial_id, age in _running_trial_ages(backend, study._study_id):
-        if age <= min(2 * interval, grace):
+    for trial_id, age, beating in ages:
+        if beating and age <= min(2 * interval, grace):
             continue
         if age <= grace:
             silent += 1
@@ -422,8 +487,18 @@ class _Heartbeat:
 
 
 def add_worker_arguments(parser: Any) -> None:
-    parser.add_argument("--curves", required=True, help="learning-curve table to replay")
-    parser.add_argument("--storage", required=True, help="storage URL shared by all workers")
+    parser.add_argument(
+        "--curves",
+        required=True,
+        help="learning-curve table to replay: a CSV file, or the name of a bundled table "
+        "(cnn_digits, mlpf_delphes_sim, ...)",
+    )
+    parser.add_argument(
+        "--storage",
+        required=True,
+        help="storage URL shared by all workers: sqlite:///, postgresql+psycopg://, "
+        "journal:///path, or grpc://HOST:PORT for an optuna-qsvr proxy",
+    )
     parser.add_argument("--study-name", required=True)
     parser.add_argument("--direction", choices=("minimize", "maximize"), required=True)
     parser.add_argument("--budget", type=int, required=True, help="trials for the whole study")
@@ -472,8 +547,14 @@ def run_worker_command(args: Any) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from optuna_qsvr.benchmark._table import bundled_tables
+
     secrets = url_secrets(args.storage)
-    table = CurveTable.load(args.curves)
+    bundled = bundled_tables()
+    path = args.curves
+    if not os.path.exists(path) and path in bundled:
+        path = str(bundled[path])
+    table = CurveTable.load(path)
     order = config_sequence(table, args.seed, len(table))
     try:
         storage = open_storage(
@@ -482,7 +563,7 @@ def run_worker_command(args: Any) -> int:
             grace_period=args.grace_period,
             max_wait=args.max_outage,
         )
-    except StorageUnavailableError as err:
+    except (StorageUnavailableError, ValueError) as err:
         return _give_up(err, args.storage)
     pruner = make_pruner(
         args.pruner,
@@ -519,7 +600,7 @@ def run_worker_command(args: Any) -> int:
     return 0
 
 
-def _give_up(err: StorageUnavailableError, url: str) -> int:
+def _give_up(err: Exception, url: str) -> int:
     # One line, no traceback: the retries above already said what failed each time.
     print(f"optuna-qsvr worker: error: {err} (storage {redact(url)})", file=sys.stderr)
     return 2
@@ -541,13 +622,21 @@ def _is_storage_error(err: BaseException) -> bool:
     import optuna
     from sqlalchemy import exc as sa_exc
 
+    from optuna_qsvr._proxy import ProxyUnavailableError, is_proxy_error
+
     seen: set[int] = set()
     e: BaseException | None = err
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(
-            e, (sa_exc.DBAPIError, sa_exc.InterfaceError, optuna.exceptions.StorageInternalError)
-        ):
+            e,
+            (
+                sa_exc.DBAPIError,
+                sa_exc.InterfaceError,
+                optuna.exceptions.StorageInternalError,
+                ProxyUnavailableError,
+            ),
+        ) or is_proxy_error(e):
             return True
         e = e.__cause__ or e.__context__
     return False

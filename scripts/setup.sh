@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install optuna-qsvr with the studies, the dashboard, the test tools and
-# PyTorch Lightning for the examples.
+# Create .venv and install optuna-qsvr with the studies, the dashboard, PostgreSQL, the gRPC
+# proxy, PyTorch Lightning for the examples and the test tools.
 # Idempotent: a second run only checks what is there. torch is the CPU build unless
 # OPTUNA_QSVR_CUDA=1 (see scripts/install_torch.sh).
 set -euo pipefail
@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 bash scripts/install_torch.sh
-python -m pip install --quiet -e ".[dev,studies,postgresql,dashboard,lightning]"
+python -m pip install --quiet -e ".[dev,studies,postgresql,dashboard,lightning,grpc]"
