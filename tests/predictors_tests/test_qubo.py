@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import dimod
 import numpy as np
@@ -126,15 +125,16 @@ def test_invalid_inputs_are_rejected():
         qubo_matrix(np.zeros((3, 1)), np.zeros(2))
 
 
-def test_build_200_points_is_fast():
+def test_build_at_the_pruners_scale_matches_the_dual_objective():
+    # 200 curves is the pruner's default max_train_curves. The build's speed is a benchmark
+    # (README, "Q-SVR: QUBO build and annealing time"), never a timed test; here the
+    # vectorised blocks must still give the dual's energy at that size.
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(200, 5))
     y = rng.uniform(size=200)
-    qubo_matrix(X, y)
-    durations = []
-    for _ in range(5):
-        start = time.perf_counter()
-        Q = qubo_matrix(X, y)
-        durations.append(time.perf_counter() - start)
-    assert Q.shape == (1200, 1200)
-    assert np.median(durations) < 0.05
+    params = PARAMS[0]
+    Q = qubo_matrix(X, y, **params)
+    assert Q.shape == (1200, 1200) and not np.tril(Q, -1).any()
+    bits = rng.integers(0, 2, size=(2, 1200))
+    expected = [_dual_objective(b.tolist(), X.tolist(), y.tolist(), **params) for b in bits]
+    np.testing.assert_allclose(np.einsum("si,ij,sj->s", bits, Q, bits), expected, rtol=1e-9)
