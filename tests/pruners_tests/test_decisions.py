@@ -294,10 +294,12 @@ def test_no_forecast_when_there_is_no_predictor_curve_or_finite_forecast() -> No
     own = _trial(_curve(lambda s: 0.5), number=9)
     record, spy, _, _ = _decide(own, BASE, predictor="none")
     assert (record["decision"], record["reason"]) == ("no-forecast", "no model yet")
+    assert (record["bracket"], record["budget"], record["key"]) == (0, 9, "r9_t5")
     assert not spy.contexts
     blank = _trial({1: math.nan, 2: math.inf, 6: 0.5}, number=9)
     record, _, asked, _ = _decide(blank, BASE)
     assert record["decision"] == "no-forecast" and record["reason"].startswith("the trial's curve")
+    assert (record["bracket"], record["budget"], record["key"]) == (0, 9, "r9_t5")
     assert not asked
     for bad in (math.nan, math.inf):
         record, spy, _, warned = _decide(own, BASE, predictor=SpyPredictor(forecast=bad))
@@ -318,6 +320,7 @@ def test_a_rule_that_raises_falls_back_to_asha() -> None:
     record, _, _, warned = _decide(own, BASE, rules=[Broken()])
     assert record["decision"] == "no-forecast"
     assert record["reason"] == "rule failed: ZeroDivisionError: oops"
+    assert (record["bracket"], record["budget"], record["key"]) == (0, 9, "r9_t5")
     assert warned == [("r9_t5", "rule failed: ZeroDivisionError: oops")]
 
 
@@ -333,7 +336,12 @@ def test_a_pruned_verdict_is_recorded_with_the_forecast() -> None:
 
 def test_peer_forecasts_are_of_the_most_recent_trials_that_reached_the_step() -> None:
     others = [
-        _trial({s: 1.0 + i for s in range(1, 6)}, number=i, state=TrialState.RUNNING)
+        _trial(
+            {s: 1.0 + i for s in range(1, 6)},
+            number=i,
+            state=TrialState.RUNNING,
+            params={"lr": float(i)},
+        )
         for i in range(20)
     ]
     others.append(_trial({1: 0.5, 2: 0.4}, number=30, state=TrialState.RUNNING))  # not at t*
@@ -346,6 +354,7 @@ def test_peer_forecasts_are_of_the_most_recent_trials_that_reached_the_step() ->
     # The last 5 * max_train_curves = 15 of those that reached t* = 5 with a finite value.
     assert len(forecasts) == 15
     np.testing.assert_array_equal(predictor.calls[1][0][:, -1], [1.0 + i for i in range(5, 20)])
+    assert [p["lr"] for p in predictor.calls[1][1]] == list(range(5, 20))  # with their params
 
 
 def test_no_peer_reached_the_step() -> None:
@@ -484,6 +493,16 @@ def test_forecast_mode_ranks_rung_mates_stopped_early_below_every_value() -> Non
     # Without the stops it would rank 2nd of 3, outside the top 1.
     alone = _decisions.promotion_record(_view(view.trial, peers[:2]), 3, stopped_rank_last=True)
     assert (alone["decision"], alone["rank"], alone["of"]) == ("stopped", 2, 3)
+    # Stops forecast at 0.1 at r_i still rank last here; the paper mode ranks them at their
+    # forecast, and the trial 5th of 6 is stopped.
+    stops = [
+        _trial({1: 0.9}, number=3 + i, records={1: _pruned_at(3) | {"forecast": 0.1}})
+        for i in range(3)
+    ]
+    view = _view(view.trial, [*peers[:2], *stops])
+    assert _decisions.promotion_record(view, 3, stopped_rank_last=True)["decision"] == "promoted"
+    paper = _decisions.promotion_record(view, 3, stopped_rank_last=False)
+    assert (paper["decision"], paper["rank"], paper["of"]) == ("stopped", 5, 6)
 
 
 class ParamsForecast:
@@ -651,3 +670,53 @@ def test_chance_rescue_abstains_without_models_or_bars() -> None:
     # With max_resource = the next rung, only the final value is a target.
     verdict, asked = _rescue(others, NormalSpy(forecast=0.1, sigma=0.1), max_resource=9)
     assert [a[0] for a in asked] == [9] and verdict is not None and verdict[0]
+
+
+def test_chance_record_tries_each_bar_with_the_trials_params_or_says_why_not() -> None:
+    """R = 27, the first rung ends at 3, decision point 2: the final bar is tried first, and
+    a bar without a value or without a model passes to the rung's bar."""
+    options = SwiftHyperbandPruner(max_resource=27, min_train_curves=3)._options
+    rung = Rung(bracket=0, index=0, previous=0, budget=3, decision_step=2, is_last=False)
+    own = _trial({1: 0.9, 2: 0.8}, number=9, state=TrialState.RUNNING, params={"lr": 0.1})
+    # Values at 3 of 0.2, 0.3, 0.4: the rung's bar (top 1/3) is 0.2.
+    running = [
+        _trial({1: 0.9, 2: 0.8, 3: v}, number=i, state=TrialState.RUNNING)
+        for i, v in enumerate((0.2, 0.3, 0.4))
+    ]
+    finished = [_trial({**{s: 0.5 for s in range(1, 27)}, 27: 0.1}, number=5), *running]
+
+    def record(others, models: dict, trial=own):
+        def get_predictor(pool, step, target):
+            return (models[target], "") if target in models else (None, "no model yet")
+
+        view = _decisions.RungView(trial=trial, rung=rung, sign=1.0, others=others, peers=[])
+        return _decisions.chance_record(view, options, 2, get_predictor, lambda *a: None)
+
+    spy = NormalSpy(forecast=0.9, sigma=0.1)  # P(value <= 0.3) = Phi(-6): pruned
+    # No final value yet (nothing finished), then a final value but no model for it: both
+    # times the rung's bar decides (with the finished trial's 0.5 at 3, the 2nd of four),
+    # with the trial's own params.
+    for others, models, bar in ((running, {27: spy, 3: spy}, 0.2), (finished, {3: spy}, 0.3)):
+        spy.calls.clear()
+        pruned = record(others, models)
+        assert pruned is not None and pruned["decision"] == "pruned", pruned
+        assert (pruned["threshold"], pruned["threshold_basis"]) == (bar, "top 1/3 at 3")
+        assert pruned["forecast"] == 0.9 and pruned["key"] == _records.predictor_key(3, 2)
+        assert spy.calls and all(params == [{"lr": 0.1}] for _, params in spy.calls)
+    # A curve with nothing to read: no forecast, the record says why.
+    blank = _trial({1: math.nan, 2: math.nan}, number=9, state=TrialState.RUNNING)
+    unread = record(running, {27: spy, 3: spy}, trial=blank)
+    base = _records.new_decision(
+        bracket=0, rung=0, budget=3, decision_step=2, step=2, key=_records.predictor_key(27, 2)
+    )
+    assert unread is not None and unread.pop("reason").startswith("the trial's curve: ")
+    assert unread == base | {"decision": "no-forecast"}
+
+
+def test_a_checkpoint_lies_strictly_inside_its_rung_even_across_a_gap() -> None:
+    rung = Rung(bracket=0, index=1, previous=3, budget=9, decision_step=None, is_last=False)
+    gap = _trial({1: 0.9, 2: 0.8, 5: 0.7}, number=9, state=TrialState.RUNNING)  # skipped 3
+    # Ratio 3 from 1: the points 1, 3, 9 are the rungs' ends, none strictly inside (3, 9).
+    assert _decisions.checkpoint_due(gap, rung, 3.0, 1) is None
+    # Ratio 1.5: 4, 6 and 8 lie inside; across the gap from 2 to 5 the point 4 is taken.
+    assert _decisions.checkpoint_due(gap, rung, 1.5, 1) == 4

@@ -326,6 +326,31 @@ def test_features_reach_the_named_predictor_and_change_its_forecast() -> None:
     assert len(set(forecasts.values())) == 3, forecasts
 
 
+def test_the_features_are_kept_as_given_when_the_callers_list_changes_later() -> None:
+    # A caller's list, changed after the pruner is made, must not change what the pruner's
+    # named predictor and its stored model settings say.
+    features = ["curve", "diff1"]
+    options = _checked(features=features)
+    features.append("params")
+    assert options.features == ("curve", "diff1")
+    assert options.model_settings()["features"] == ("curve", "diff1")
+
+
+def test_a_predictor_factory_makes_the_model_and_other_objects_are_rejected() -> None:
+    made = []
+
+    def factory() -> LastValue:
+        made.append(LastValue(sigma=0.1))
+        return made[-1]
+
+    pruner = _pruner(predictor=factory)
+    d = _decide(_with_base(pruner), pruner, flat(0.3, 9))
+    assert made and d["forecast"] == pytest.approx(0.3)
+    assert d["decision"] == "pruned"  # loses to the threshold 0.225 and to the rung's top 1/3
+    with pytest.raises(TypeError, match="predictor must be a name or a BasePredictor, got 42"):
+        _checked(predictor=42)
+
+
 def test_residual_target_learns_the_change_from_the_curves_last_value() -> None:
     for residual in (False, True):
         study, pruner = _svr_study(residual_target=residual)

@@ -108,7 +108,7 @@ def test_apply_rules_first_keep_decides_else_every_reason() -> None:
     assert kept.extra["p_beat"] == pytest.approx(0.3085, abs=1e-4)
     # Every rule loses: pruned, with each reason in order.
     pruned = apply_rules(rules, _context(0.9, sigma=0.1, rung_values=[0.0, 0.1, 0.2]))
-    assert not pruned.keep
+    assert pruned.keep is False  # a bool, as Verdict says, not merely falsy
     assert pruned.reason.split("; ")[0] == "forecast loses to threshold"
     assert pruned.reason.split("; ")[2] == "forecast outside top 1/3"
     assert len(pruned.reason.split("; ")) == 3
