@@ -420,7 +420,9 @@ def test_slurm_array_script_runs_as_plain_processes(kind, curves, tmp_path) -> N
     assert [s.study_name for s in optuna.get_all_study_summaries(url)].count(name) == 1
     study = optuna.load_study(storage=url, study_name=name)
     _assert_settled(study, budget)
-    _assert_decisions_recorded(study)
+    # 24 trials on 4 workers may finish before any key has the curves a forecast needs: the
+    # forecast decisions through the proxy are the proxy test's business (above).
+    _assert_decisions_recorded(study, forecasts=False)
 
 
 def test_slurm_script_needs_its_storage() -> None:
