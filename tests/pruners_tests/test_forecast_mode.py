@@ -15,6 +15,9 @@ from optuna_qsvr import SVRPredictor, SwiftHyperbandPruner, _records
 from optuna_qsvr.predictors import BasePredictor, ModelFormatError
 from optuna_qsvr.pruners import ChanceRule, DecisionContext, RescueRule, Schedule
 from optuna_qsvr.pruners._decisions import checkpoint_due
+from tests.pruners_tests._helpers import ask_in_bracket as _in_bracket
+from tests.pruners_tests._helpers import flat as _flat
+from tests.pruners_tests._helpers import run_curve as _trial
 
 
 class LastValuePredictor(BasePredictor):
@@ -45,27 +48,6 @@ class LastValuePredictor(BasePredictor):
 class Exploding(LastValuePredictor):
     def predict(self, curves, params=None):
         raise RuntimeError("annealer exploded")
-
-
-def _trial(study: optuna.Study, curve: dict[int, float]) -> optuna.trial.FrozenTrial:
-    trial = study.ask()
-    for step in sorted(curve):
-        trial.report(curve[step], step)
-        if trial.should_prune():
-            study.tell(trial, state=TrialState.PRUNED)
-            break
-    else:
-        study.tell(trial, curve[max(curve)])
-    return study._storage.get_trial(trial._trial_id)
-
-
-def _flat(value: float, steps: int) -> dict[int, float]:
-    return {s: value for s in range(1, steps + 1)}
-
-
-def _in_bracket(study: optuna.Study, pruner: SwiftHyperbandPruner, bracket: int) -> None:
-    while pruner.bracket_of(study.study_name, len(study.trials)) != bracket:
-        study.tell(study.ask(), state=TrialState.FAIL)
 
 
 def _pruner(**kwargs) -> SwiftHyperbandPruner:

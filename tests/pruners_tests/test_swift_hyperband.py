@@ -17,6 +17,10 @@ from optuna_qsvr import SwiftHyperbandPruner, _records
 from optuna_qsvr.predictors import BasePredictor, ModelFormatError, SVRPredictor
 from optuna_qsvr.report import fit_records
 from tests.conftest import plant_hostile_model
+from tests.pruners_tests._helpers import add_complete
+from tests.pruners_tests._helpers import ask_in_bracket as _ask_in_bracket
+from tests.pruners_tests._helpers import flat as _flat
+from tests.pruners_tests._helpers import run_curve as _run_curve
 
 
 class LastValuePredictor(BasePredictor):
@@ -51,33 +55,8 @@ class BrokenPredictor(LastValuePredictor):
         raise RuntimeError("annealer exploded")
 
 
-def _flat(value: float, steps: int) -> dict[int, float]:
-    return {s: value for s in range(1, steps + 1)}
-
-
 def _add_complete(study: optuna.Study, value: float, steps: int) -> None:
-    study.add_trial(
-        optuna.trial.create_trial(value=value, intermediate_values=_flat(value, steps))
-    )
-
-
-def _run_curve(study: optuna.Study, curve: dict[int, float]) -> optuna.trial.FrozenTrial:
-    """Report a curve step by step through ask-and-tell, obeying the pruner."""
-    trial = study.ask()
-    for step in sorted(curve):
-        trial.report(curve[step], step)
-        if trial.should_prune():
-            study.tell(trial, state=TrialState.PRUNED)
-            break
-    else:
-        study.tell(trial, curve[max(curve)])
-    return study._storage.get_trial(trial._trial_id)
-
-
-def _ask_in_bracket(study: optuna.Study, pruner: SwiftHyperbandPruner, bracket: int) -> None:
-    """Fill trial numbers until the next one falls in ``bracket`` (fillers fail at once)."""
-    while pruner.bracket_of(study.study_name, len(study.trials)) != bracket:
-        study.tell(study.ask(), state=TrialState.FAIL)
+    add_complete(study, _flat(value, steps))
 
 
 def _decision(trial: optuna.trial.FrozenTrial, rung: int) -> dict:
