@@ -7,8 +7,9 @@ that it knows which trial is its own when the storage comes back after an outage
 that trial if the objective had returned, else fails it and queues its parameters again. A
 trial whose worker is gone (killed, or cut off while ``ask`` was creating it, which leaves no
 heartbeat row for Optuna's stale-trial check to see) is failed and queued again by any worker
-once it has been silent for the grace period; before exiting, a worker waits for trials that
-have gone silent to be decided, so the last one alive settles them too.
+once it has been silent for the grace period; before exiting, a worker waits until every
+RUNNING trial has either been seen beating or been failed, so the last one alive settles the
+orphans too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -379,7 +381,8 @@ def _fail_silent_trials(study: optuna.study.Study) -> tuple[int, int]:
 
     A trial is silent when its last heartbeat, or its start if it never beat (its worker was
     cut off inside ``ask``), is older than two heartbeat intervals: its worker may be gone.
-    Through the gRPC proxy, a trial is also silent until this worker has seen it beat.
+    A trial is also silent until this worker has seen its heartbeat change: one beat, however
+    recent, may be the last of a worker that was killed.
     Returns how many were failed here and how many others are silent but still within the
     grace period. Storages without heartbeats have no silent trials.
     """
@@ -394,7 +397,7 @@ def _fail_silent_trials(study: optuna.study.Study) -> tuple[int, int]:
     if not is_heartbeat_enabled(storage):
         return 0, 0
     if isinstance(backend, optuna.storages.RDBStorage):
-        ages = [(tid, age, True) for tid, age in _running_trial_ages(backend, study._study_id)]
+        ages = _rdb_silent_ages(backend, study._study_id)
     elif isinstance(backend, ProxyStorage):
         ages = backend.silent_ages(study._study_id)
     else:
@@ -420,11 +423,34 @@ def _fail_silent_trials(study: optuna.study.Study) -> tuple[int, int]:
     return failed, silent
 
 
+# Per storage: trial id -> its heartbeat when this worker first saw it, and whether it has
+# been seen changing since. Weak keys: a storage dropped after an outage takes its entries.
+_SEEN_BEATS: weakref.WeakKeyDictionary[Any, dict[int, tuple[Any, bool]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _rdb_silent_ages(
+    storage: optuna.storages.RDBStorage, study_id: int
+) -> list[tuple[int, float, bool]]:
+    """``(trial id, seconds since its last heartbeat or start, whether it was seen beating)``
+    of every RUNNING trial, as :meth:`ProxyStorage.silent_ages` gives them."""
+    previous = _SEEN_BEATS.get(storage, {})
+    seen, ages = {}, []
+    for trial_id, age, beat in _running_trial_ages(storage, study_id):
+        first, changed = previous.get(trial_id, (beat, False))
+        seen[trial_id] = (first, changed or (beat is not None and beat != first))
+        ages.append((trial_id, age, seen[trial_id][1]))
+    _SEEN_BEATS[storage] = seen
+    return ages
+
+
 def _running_trial_ages(
     storage: optuna.storages.RDBStorage, study_id: int
-) -> list[tuple[int, float]]:
-    """``(trial id, seconds since its last heartbeat or, without one, since its start)`` of
-    every RUNNING trial. Heartbeats are in the database's clock, starts in the workers'."""
+) -> list[tuple[int, float, Any]]:
+    """``(trial id, seconds since its last heartbeat or, without one, since its start, the
+    heartbeat)`` of every RUNNING trial. Heartbeats are in the database's clock, starts in the
+    workers'."""
     import sqlalchemy
     from optuna.storages._rdb import models
     from optuna.trial import TrialState
@@ -445,7 +471,7 @@ def _running_trial_ages(
         for row, heartbeat in rows:
             # datetime_start is a property in local time whatever the Optuna version stores.
             since = (db_now - heartbeat) if heartbeat else (now - (row.datetime_start or now))
-            ages.append((row.trial_id, since.total_seconds()))
+            ages.append((row.trial_id, since.total_seconds(), heartbeat))
         return ages
     finally:
         session.close()
