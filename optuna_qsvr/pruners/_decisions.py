@@ -4,9 +4,9 @@ storage. The pruner reads the trials once, these functions decide, the pruner wr
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +16,7 @@ from optuna_qsvr import _records
 from optuna_qsvr.predictors._base import BasePredictor
 from optuna_qsvr.pruners import _curves, _rules
 from optuna_qsvr.pruners._schedule import Rung
+from optuna_qsvr.pruners._trial_index import TrialIndex, stopped_early
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -24,10 +25,9 @@ if TYPE_CHECKING:
 
 # get_predictor(pool, decision_step, target): the shared predictor of that key, fitted on
 # ``pool`` if needed, or None and why there is none.
-GetPredictor = Callable[["list[FrozenTrial]", int, int], "tuple[BasePredictor | None, str]"]
+GetPredictor = Callable[["Sequence[FrozenTrial]", int, int], "tuple[BasePredictor | None, str]"]
 
 
-@dataclass(frozen=True)
 class RungView:
     """What one decision looks at.
 
@@ -35,15 +35,46 @@ class RungView:
         trial: the trial being decided.
         rung: its rung.
         sign: ``1`` to minimise, ``-1`` to maximise: every comparison is on ``sign * value``.
-        others: every other trial of the study.
-        peers: the others of the trial's bracket (its rung-mates).
+        others: every other trial of the study (by default, from ``index``).
+        peers: the others of the trial's bracket, its rung-mates (by default, from ``index``).
+        index: the study's :class:`TrialIndex`; decisions then read what they derive from
+            finished trials from it instead of walking ``others``.
     """
 
-    trial: FrozenTrial
-    rung: Rung
-    sign: float
-    others: list[FrozenTrial]
-    peers: list[FrozenTrial]
+    def __init__(
+        self,
+        trial: FrozenTrial,
+        rung: Rung,
+        sign: float,
+        others: Sequence[FrozenTrial] | None = None,
+        peers: Sequence[FrozenTrial] | None = None,
+        index: TrialIndex | None = None,
+    ) -> None:
+        if index is None and (others is None or peers is None):
+            raise TypeError("RungView needs others and peers, or an index")
+        self.trial, self.rung, self.sign, self.index = trial, rung, sign, index
+        self._others, self._peers = others, peers
+
+    @functools.cached_property
+    def others(self) -> Sequence[FrozenTrial]:
+        if self._others is not None:
+            return self._others
+        assert self.index is not None
+        return self.index.others(self.trial.number)
+
+    @functools.cached_property
+    def peers(self) -> Sequence[FrozenTrial]:
+        if self._peers is not None:
+            return self._peers
+        assert self.index is not None
+        return self.index.peers(self.rung.bracket, self.trial.number)
+
+
+def _pool(view: RungView, step: int, target: int) -> Sequence[FrozenTrial]:
+    """The other trials that can train a predictor of ``(target, step)``."""
+    if view.index is not None:
+        return view.index.pool(step, target, view.trial.number)
+    return [t for t in view.others if _curves.has_curve(t, step, target)]
 
 
 def promotion_record(
@@ -59,8 +90,8 @@ def promotion_record(
     instead of at their forecast (paper mode)."""
     rung, sign = view.rung, view.sign
     value = _curves.value_at(view.trial, rung.budget, sign)
-    competing = []
-    for t in view.peers:
+
+    def value_of(t: FrozenTrial) -> float | None:
         v = _curves.value_at(t, rung.budget, sign)
         # A rung-mate stopped on a forecast still belongs to the rung: successive halving
         # keeps 1/eta of the whole rung, not of the forecast's survivors. The paper mode
@@ -68,8 +99,15 @@ def promotion_record(
         # chance, so it ranks below every trial that reached r_i.
         if v is None:
             v = _stopped_here(t, rung) if stopped_rank_last else _pruned_forecast(t, rung, sign)
-        if v is not None:
-            competing.append(v)
+        return v
+
+    if view.index is not None:
+        key = ("promotion", rung.index, sign, stopped_rank_last)
+        competing = view.index.competing(
+            rung.bracket, rung.budget, key, value_of, view.trial.number
+        )
+    else:
+        competing = [v for t in view.peers if (v := value_of(t)) is not None]
     promoted, rank, of = _rules.asha_promotes(value, competing, reduction_factor)
     finite = value is not None and math.isfinite(value)
     record = _records.new_promotion(
@@ -100,7 +138,7 @@ def rescue_verdict(
     ``1/eta`` of its rung-mates' forecasts (``None``: no predictor yet, Hyperband decides)."""
     rung, sign, trial = view.rung, view.sign, view.trial
     step = rung.budget
-    pool = [t for t in view.others if _curves.has_curve(t, step, next_budget)]
+    pool = _pool(view, step, next_budget)
     predictor, _ = get_predictor(pool, step, next_budget)
     if predictor is None:
         return None
@@ -145,7 +183,7 @@ def chance_rescue(
     for target, bar, basis in targets:
         if bar is None or not math.isfinite(bar):
             continue
-        pool = [t for t in view.others if _curves.has_curve(t, step, target)]
+        pool = _pool(view, step, target)
         predictor, _ = get_predictor(pool, step, target)
         if predictor is None:
             continue
@@ -205,7 +243,7 @@ def chance_record(
     for target, bar, basis in targets:
         if bar is None or not math.isfinite(bar):
             continue
-        pool = [t for t in view.others if _curves.has_curve(t, point, target)]
+        pool = _pool(view, point, target)
         predictor, _ = get_predictor(pool, point, target)
         if predictor is None:
             continue
@@ -255,13 +293,16 @@ def _chance_base(view: RungView, point: int, target: int) -> dict[str, Any]:
 def _final_bar(view: RungView, options: SwiftOptions) -> tuple[float | None, str]:
     """The ``top_k``-th best final value of the other trials: a trial that cannot beat it
     cannot change the study's top ``k``."""
-    finals = sorted(
-        v
-        for t in view.others
-        if (v := _curves.value_at(t, options.max_resource, view.sign)) is not None
-        and math.isfinite(v)
-    )
-    k = options.top_k
+    k, sign = options.top_k, view.sign
+    if view.index is not None:
+        finals = view.index.finals(options.max_resource, sign, k, view.trial.number)
+    else:
+        finals = sorted(
+            v
+            for t in view.others
+            if (v := _curves.value_at(t, options.max_resource, sign)) is not None
+            and math.isfinite(v)
+        )
     if len(finals) < k:
         return None, ""
     return finals[k - 1], f"best final value so far (k={k})"
@@ -275,17 +316,16 @@ def _rung_bar(
     there as below it."""
     budget = view.rung.budget if budget is None else budget
     sign = view.sign
-    values = sorted(v for t in view.others if (v := _curves.value_at(t, budget, sign)) is not None)
+    values: Sequence[float]
+    if view.index is not None:
+        values, stopped = view.index.rung_values(budget, sign, view.trial.number)
+    else:
+        values = sorted(
+            v for t in view.others if (v := _curves.value_at(t, budget, sign)) is not None
+        )
+        stopped = sum(stopped_early(t, budget) for t in view.others)
     if len(values) < reduction_factor:
         return None, ""
-    stopped = sum(
-        any(
-            r["decision"] == "pruned" and r.get("budget") == budget
-            for r in _records.decisions(t.system_attrs).values()
-        )
-        for t in view.others
-        if t.last_step is not None and t.last_step < budget
-    )
     index = math.ceil((len(values) + stopped) / reduction_factor) - 1
     return values[min(max(index, 0), len(values) - 1)], f"top 1/{reduction_factor} at {budget}"
 
@@ -318,7 +358,7 @@ def forecast_record(
     peer_records = [
         r for t in view.peers if (r := _records.decision_of(t.system_attrs, rung.index))
     ]
-    pool = [t for t in view.others if _curves.has_curve(t, t_star, target)]
+    pool = _pool(view, t_star, target)
     record = _records.new_decision(
         bracket=rung.bracket,
         rung=rung.index,

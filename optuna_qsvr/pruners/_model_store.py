@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +108,7 @@ class ModelStore:
         self,
         study: optuna.study.Study,
         key: str,
-        pool: list[optuna.trial.FrozenTrial],
+        pool: Sequence[optuna.trial.FrozenTrial],
         decision_step: int,
         target: int,
         sign: float,
@@ -181,7 +181,7 @@ class ModelStore:
         study: optuna.study.Study,
         key: str,
         version: int,
-        pool: list[optuna.trial.FrozenTrial],
+        pool: Sequence[optuna.trial.FrozenTrial],
         decision_step: int,
         target: int,
         sign: float,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from optuna_qsvr.pruners import _decisions, _rules
 from optuna_qsvr.pruners._model_store import ModelStore
 from optuna_qsvr.pruners._options import PredictorSpec, SwiftOptions
 from optuna_qsvr.pruners._schedule import Rung, Schedule
+from optuna_qsvr.pruners._trial_index import TrialIndex
 
 if TYPE_CHECKING:
     import optuna
@@ -200,6 +202,9 @@ class SwiftHyperbandPruner(BasePruner):
         self._brackets: dict[tuple[str, int], int] = {}
         self._done: dict[tuple[int, int], set[str]] = {}
         self._warned: set[tuple[int, str]] = set()
+        # Per study: its trials with what decisions derive from the finished ones.
+        self._indexes: dict[tuple[int, int], TrialIndex] = {}
+        self._lock = threading.Lock()
 
     @property
     def schedule(self) -> Schedule:
@@ -279,8 +284,13 @@ class SwiftHyperbandPruner(BasePruner):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_brackets={}, _done={}, _warned=set())
+        state.update(_brackets={}, _done={}, _warned=set(), _indexes={})
+        del state["_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------
     def _recorded(
@@ -367,15 +377,21 @@ class SwiftHyperbandPruner(BasePruner):
     def _view(
         self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, rung: Rung
     ) -> _decisions.RungView:
-        others = [
-            t
-            for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
-            if t.number != trial.number
-        ]
+        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        key = (id(study._storage), study._study_id)
+        with self._lock:
+            index = self._indexes.get(key)
+            if index is None:
+                name = study.study_name
+                index = self._indexes[key] = TrialIndex(lambda n: self.bracket_of(name, n))
+        if index.update(trials):
+            return _decisions.RungView(trial=trial, rung=rung, sign=sign, index=index)
+        others = [t for t in trials if t.number != trial.number]
         return _decisions.RungView(
             trial=trial,
             rung=rung,
-            sign=-1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0,
+            sign=sign,
             others=others,
             peers=[
                 t for t in others if self.bracket_of(study.study_name, t.number) == rung.bracket

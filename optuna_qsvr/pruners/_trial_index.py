@@ -1,0 +1,287 @@
+"""A study's trials as the pruner's decisions read them, kept between calls.
+
+A decision reads every trial of the study: the curves that can train a predictor, the best
+final values, the values at a rung's end, the rung-mates. Rebuilding those from every trial at
+every decision point made the pruner's time per call grow with the study. Finished trials never
+change (Optuna refuses to update them), so what a decision derives from one is computed once,
+when the trial is first seen finished, and kept; only the running trials are read afresh.
+A call then costs the storage's read plus work in the number of running and newly finished
+trials, not in the size of the study.
+
+:class:`TrialIndex` answers the same questions as walking the trial list; the decision
+functions in ``_decisions`` use it when the pruner hands one over and walk the list otherwise
+(tests check both give the same answers).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import math
+import threading
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from optuna_qsvr import _records
+from optuna_qsvr.pruners import _curves
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    # Threads of one process (Study.optimize's n_jobs) share the pruner and so the index.
+    @functools.wraps(method)
+    def wrapper(self: TrialIndex, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class TrialIndex:
+    """The trials of one study, with what decisions derive from its finished ones cached.
+
+    Args:
+        bracket_of: a trial's Hyperband bracket from its number.
+    """
+
+    def __init__(self, bracket_of: Callable[[int], int]) -> None:
+        self._bracket_of = bracket_of
+        self._lock = threading.RLock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._trials: list[FrozenTrial] = []
+        self._unfinished: list[int] = []  # numbers, ascending
+        self._finished: list[FrozenTrial] = []  # in the order they were first seen finished
+        self._finished_numbers: set[int] = set()
+        # What is derived from the finished trials: key -> (finished trials scanned, data).
+        self._derived: dict[Hashable, tuple[int, Any]] = {}
+
+    @_locked
+    def update(self, trials: list[FrozenTrial]) -> bool:
+        """Take the study's current trials, ordered by number as storages return them.
+
+        Returns whether the index can answer for them: Optuna numbers a study's trials 0, 1,
+        2, ..., so a trial's number is its position; a list that is not so numbered cannot be
+        indexed (the decisions then walk it).
+        """
+        n = len(trials)
+        if n and (trials[0].number != 0 or trials[-1].number != n - 1):
+            self._reset()
+            return False
+        if n < len(self._trials) or (
+            self._trials and trials[0]._trial_id != self._trials[0]._trial_id
+        ):
+            self._reset()  # another study's trials, or a storage that lost some
+        unfinished = []
+        for number in [*self._unfinished, *range(len(self._trials), n)]:
+            trial = trials[number]
+            if trial.state.is_finished():
+                self._finished.append(trial)
+                self._finished_numbers.add(number)
+            else:
+                unfinished.append(number)
+        self._trials, self._unfinished = trials, unfinished
+        return True
+
+    @property
+    @_locked
+    def running(self) -> list[FrozenTrial]:
+        """The trials not finished (running or waiting), by number."""
+        return [self._trials[n] for n in self._unfinished]
+
+    @_locked
+    def others(self, exclude: int) -> list[FrozenTrial]:
+        """Every trial but number ``exclude``, by number."""
+        return [t for t in self._trials if t.number != exclude]
+
+    @_locked
+    def peers(self, bracket: int, exclude: int) -> list[FrozenTrial]:
+        """The trials of ``bracket`` but number ``exclude``, by number."""
+        bracket_of = self._bracket_of
+        return [t for t in self._trials if t.number != exclude and bracket_of(t.number) == bracket]
+
+    # Queries: the finished trials' part from the cache, the running trials' part afresh.
+    @_locked
+    def pool(self, step: int, target: int, exclude: int) -> Sequence[FrozenTrial]:
+        """The trials that can train a predictor of ``(target, step)`` (any order)."""
+        done = self._scan(("pool", step, target), list, _append_if(_has_curve(step, target)))
+        live = [
+            t for t in self.running if t.number != exclude and _curves.has_curve(t, step, target)
+        ]
+        return _Joined(self._without(done, exclude), live)
+
+    @_locked
+    def finals(self, max_resource: int, sign: float, k: int, exclude: int) -> list[float]:
+        """The ``k`` best finite values at ``max_resource`` (``sign`` applied), ascending."""
+
+        def add(values: list[float], trial: FrozenTrial) -> None:
+            v = _curves.value_at(trial, max_resource, sign)
+            if v is not None and math.isfinite(v):
+                bisect.insort(values, v)
+
+        done = self._scan(("finals", max_resource, sign), list, add)
+        live = [
+            v
+            for t in self.running
+            if t.number != exclude
+            and (v := _curves.value_at(t, max_resource, sign)) is not None
+            and math.isfinite(v)
+        ]
+        return sorted(self._values_without(done, max_resource, sign, exclude, k) + live)[:k]
+
+    @_locked
+    def rung_values(self, budget: int, sign: float, exclude: int) -> tuple[_SortedPart, int]:
+        """Every value at ``budget`` (non-finite as ``inf``), and how many trials stopped early
+        in a rung ending at ``budget`` (a recorded prune there, never reached it)."""
+
+        def add(part: tuple[list[float], list[int]], trial: FrozenTrial) -> None:
+            values, stopped = part
+            v = _curves.value_at(trial, budget, sign)
+            if v is not None:
+                bisect.insort(values, v)
+            elif stopped_early(trial, budget):
+                stopped[0] += 1
+
+        values, stopped = self._scan(("rung", budget, sign), lambda: ([], [0]), add)
+        own = self._own_finished(exclude)
+        n_stopped = stopped[0]
+        if own is not None:
+            v = _curves.value_at(own, budget, sign)
+            if v is not None:
+                values = _removed(values, v)
+            elif stopped_early(own, budget):
+                n_stopped -= 1
+        live = []
+        for t in self.running:
+            if t.number == exclude:
+                continue
+            v = _curves.value_at(t, budget, sign)
+            if v is not None:
+                live.append(v)
+            elif stopped_early(t, budget):
+                n_stopped += 1
+        return _SortedPart(values, sorted(live)), n_stopped
+
+    @_locked
+    def competing(
+        self,
+        bracket: int,
+        budget: int,
+        key: Hashable,
+        value_of: Callable[[FrozenTrial], float | None],
+        exclude: int,
+    ) -> list[float]:
+        """``value_of`` each trial of ``bracket`` but ``exclude`` (``None`` dropped). ``key``
+        names ``value_of``: what it returns for a finished trial is cached under it."""
+
+        def add(values: list[tuple[int, float]], trial: FrozenTrial) -> None:
+            if self._bracket_of(trial.number) == bracket and (v := value_of(trial)) is not None:
+                values.append((trial.number, v))
+
+        done = self._scan(("competing", bracket, budget, key), list, add)
+        values = [v for n, v in done if n != exclude]
+        for t in self.running:
+            if t.number != exclude and self._bracket_of(t.number) == bracket:
+                v = value_of(t)
+                if v is not None:
+                    values.append(v)
+        return values
+
+    # ------------------------------------------------------------------------------------
+    def _scan(self, key: Hashable, new: Callable[[], Any], add: Callable[[Any, Any], None]) -> Any:
+        """The data under ``key``, brought up to date with the trials finished since."""
+        scanned, data = self._derived.get(key, (0, None))
+        if data is None:
+            data = new()
+        for trial in self._finished[scanned:]:
+            add(data, trial)
+        self._derived[key] = (len(self._finished), data)
+        return data
+
+    def _own_finished(self, exclude: int) -> FrozenTrial | None:
+        # The decided trial is running when the pruner asks; a finished one is taken out.
+        return self._trials[exclude] if exclude in self._finished_numbers else None
+
+    def _without(self, trials: list[FrozenTrial], exclude: int) -> list[FrozenTrial]:
+        if exclude not in self._finished_numbers:
+            return trials
+        return [t for t in trials if t.number != exclude]
+
+    def _values_without(
+        self, values: list[float], max_resource: int, sign: float, exclude: int, k: int
+    ) -> list[float]:
+        """The ``k`` smallest of ``values`` once the excluded trial's value is taken out."""
+        own = self._own_finished(exclude)
+        v = None if own is None else _curves.value_at(own, max_resource, sign)
+        head = values[: k + 1]
+        return _removed(head, v)[:k] if v is not None else head[:k]
+
+
+class _SortedPart:
+    """Two ascending lists read as their sorted union, without building it."""
+
+    def __init__(self, big: list[float], small: list[float]) -> None:
+        self._big, self._small = big, small
+
+    def __len__(self) -> int:
+        return len(self._big) + len(self._small)
+
+    def __getitem__(self, index: int) -> float:
+        """The ``index``-th smallest (0-based, non-negative)."""
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return sorted(self._big[: index + 1] + self._small)[index]
+
+
+class _Joined(Sequence):
+    """Two lists read as one, built only if iterated (``len`` is free)."""
+
+    def __init__(self, first: list[FrozenTrial], second: list[FrozenTrial]) -> None:
+        self._first, self._second = first, second
+
+    def __len__(self) -> int:
+        return len(self._first) + len(self._second)
+
+    def __getitem__(self, index: Any) -> Any:
+        return (self._first + self._second)[index]
+
+    def __iter__(self) -> Iterator[FrozenTrial]:
+        yield from self._first
+        yield from self._second
+
+
+def _has_curve(step: int, target: int) -> Callable[[FrozenTrial], bool]:
+    return lambda t: _curves.has_curve(t, step, target)
+
+
+def _append_if(test: Callable[[FrozenTrial], bool]) -> Callable[[list, FrozenTrial], None]:
+    def add(items: list, trial: FrozenTrial) -> None:
+        if test(trial):
+            items.append(trial)
+
+    return add
+
+
+def _removed(values: list[float], v: float) -> list[float]:
+    """``values`` (ascending) without one occurrence of ``v``."""
+    i = bisect.bisect_left(values, v)
+    if i < len(values) and values[i] == v:
+        return values[:i] + values[i + 1 :]
+    return list(values)
+
+
+def stopped_early(trial: FrozenTrial, budget: int) -> bool:
+    """Stopped early in a rung ending at ``budget``: a recorded prune there, never reached."""
+    return (
+        trial.last_step is not None
+        and trial.last_step < budget
+        and any(
+            r["decision"] == "pruned" and r.get("budget") == budget
+            for r in _records.decisions(trial.system_attrs).values()
+        )
+    )

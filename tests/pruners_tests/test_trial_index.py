@@ -1,0 +1,259 @@
+"""The trial index answers as walking the trial list does, whatever the study's history.
+
+The decisions read a study through :class:`TrialIndex` (finished trials cached, running ones
+read afresh) or by walking every trial; both must give the same pools, bars and rung values.
+Here random studies grow in snapshots, trials finishing between them, and every answer of an
+index fed those snapshots is compared with the walk's. End to end, studies replayed with the
+index and with the walk make the same decisions on InMemory and SQLite storages.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import optuna
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from optuna.trial import TrialState
+
+from optuna_qsvr import SwiftHyperbandPruner, _records
+from optuna_qsvr.benchmark import CurveTable
+from optuna_qsvr.benchmark._replay import replay_async
+from optuna_qsvr.benchmark._run import config_sequence, run_one
+from optuna_qsvr.pruners import _decisions
+from optuna_qsvr.pruners._schedule import Rung
+from optuna_qsvr.pruners._trial_index import TrialIndex
+from tests._hypothesis import props
+
+CURVES = Path(__file__).parents[2] / "optuna_qsvr" / "benchmark" / "curves"
+RUNGS = [
+    Rung(bracket=0, index=0, previous=0, budget=3, decision_step=2, is_last=False),
+    Rung(bracket=1, index=1, previous=3, budget=9, decision_step=5, is_last=True),
+]
+BUDGETS = (1, 3, 5, 9)
+
+
+def _bracket(number: int) -> int:
+    return number * 7 % 3
+
+
+def _record(budget: int, decision: str) -> dict:
+    record = _records.new_decision(
+        bracket=0, rung=1, budget=budget, decision_step=2, step=2, key=f"r{budget}_t2"
+    )
+    record.update(decision=decision, reason="", forecast=0.5)
+    return record
+
+
+@st.composite
+def _histories(draw):
+    """Trials 0..n-1, each with its whole curve, the snapshot in which it finishes (its
+    curve shown up to a step before that) and an early-stop record or none."""
+    n = draw(st.integers(0, 24))
+    value = st.one_of(
+        st.floats(-2, 2, allow_nan=False),
+        st.sampled_from([math.nan, math.inf, 0.5, 0.5]),  # ties and non-finite reports
+    )
+    trials = []
+    for _ in range(n):
+        last = draw(st.integers(0, 9))
+        steps = draw(st.sets(st.integers(1, 9), max_size=9)) if last else set()
+        curve = {s: draw(value) for s in sorted(steps) if s <= last}
+        record = draw(st.sampled_from([None, (3, "pruned"), (9, "pruned"), (3, "kept")]))
+        finish = draw(st.integers(0, 4))  # the snapshot it finishes in; 4: never
+        trials.append((curve, record, finish))
+    return trials
+
+
+def _snapshot(history, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The study as snapshot ``k`` shows it: later trials absent, unfinished ones running with
+    part of their curve."""
+    shown = history[: len(history) * (k + 1) // 3 + (k == 3) * len(history)]
+    out = []
+    for number, (curve, record, finish) in enumerate(shown):
+        done = finish <= k
+        steps = sorted(curve)
+        part = curve if done else {s: curve[s] for s in steps[: len(steps) * (k + 1) // 4]}
+        attrs = {_records.decision_attr(1): _record(*record)} if record else {}
+        state = TrialState.PRUNED if record and record[1] == "pruned" else TrialState.COMPLETE
+        trial = optuna.trial.create_trial(
+            state=state if done else TrialState.RUNNING,
+            value=0.0 if done and state == TrialState.COMPLETE else None,
+            intermediate_values=part,
+            system_attrs=attrs,
+        )
+        trial.number = number
+        out.append(trial)
+    return out
+
+
+def _views(trials, index, own: int, rung: Rung, sign: float):
+    own_trial = (
+        trials[own]
+        if own < len(trials)
+        else optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={})
+    )
+    if own >= len(trials):
+        own_trial.number = own
+    others = [t for t in trials if t.number != own]
+    peers = [t for t in others if _bracket(t.number) == rung.bracket]
+    walk = _decisions.RungView(own_trial, rung, sign, others=others, peers=peers)
+    return walk, _decisions.RungView(own_trial, rung, sign, index=index)
+
+
+def _same_answers(walk, indexed, options) -> None:
+    for step in (1, 2, 5):
+        for target in BUDGETS:
+            assert sorted(t.number for t in _decisions._pool(walk, step, target)) == sorted(
+                t.number for t in _decisions._pool(indexed, step, target)
+            )
+    assert _decisions._final_bar(walk, options) == _decisions._final_bar(indexed, options)
+    for budget in BUDGETS:
+        assert _decisions._rung_bar(walk, 3, budget) == _decisions._rung_bar(indexed, 3, budget)
+    for last in (True, False):
+        assert _decisions.promotion_record(walk, 3, stopped_rank_last=last) == (
+            _decisions.promotion_record(indexed, 3, stopped_rank_last=last)
+        )
+    assert [t.number for t in walk.others] == [t.number for t in indexed.others]
+    assert [t.number for t in walk.peers] == [t.number for t in indexed.peers]
+
+
+@given(history=_histories(), top_k=st.integers(1, 4), data=st.data())
+@props(150)
+def test_index_answers_as_the_walk_over_a_growing_study(history, top_k, data) -> None:
+    options = SwiftHyperbandPruner(max_resource=9, top_k=top_k)._options
+    index = TrialIndex(_bracket)
+    for k in range(4):
+        trials = _snapshot(history, k)
+        assert index.update(trials)
+        # The decided trial: a running one, a finished one (taken out of the cache's
+        # answers) or one not in the list yet (a trial the storage has not returned).
+        own = data.draw(st.integers(0, len(trials)))
+        sign = data.draw(st.sampled_from([1.0, -1.0]))
+        for rung in RUNGS:
+            walk, indexed = _views(trials, index, own, rung, sign)
+            _same_answers(walk, indexed, options)
+
+
+def test_an_index_resets_for_another_list_and_refuses_odd_numbering() -> None:
+    def study(values):
+        s = optuna.create_study()
+        for v in values:
+            s.add_trial(optuna.trial.create_trial(value=v, intermediate_values={9: v}))
+        return s.get_trials(deepcopy=False)
+
+    index = TrialIndex(_bracket)
+    options = SwiftHyperbandPruner(max_resource=9)._options
+    own = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={})
+    own.number = 99
+    assert index.update(study([0.3, 0.1, 0.2]))
+    view = _decisions.RungView(own, RUNGS[1], 1.0, index=index)
+    assert _decisions._final_bar(view, options)[0] == 0.1
+    # Another study's trials (fewer, or as many but not the same): read from scratch.
+    assert index.update(study([0.7, 0.8]))
+    assert (
+        _decisions._final_bar(_decisions.RungView(own, RUNGS[1], 1.0, index=index), options)[0]
+        == 0.7
+    )
+    assert index.update(study([0.6, 0.9, 0.5]))
+    assert (
+        _decisions._final_bar(_decisions.RungView(own, RUNGS[1], 1.0, index=index), options)[0]
+        == 0.5
+    )
+    # Numbers that are not positions (trials 1 and 2 only): the index declines.
+    trials = study([0.4, 0.2, 0.3])[1:]
+    assert not index.update(trials)
+    with pytest.raises(TypeError, match="needs others and peers"):
+        _decisions.RungView(own, RUNGS[1], 1.0, others=[])
+
+
+def test_threads_sharing_an_index_get_the_walks_answers() -> None:
+    finished = [
+        optuna.trial.create_trial(value=v / 10, intermediate_values={3: v / 10, 9: v / 10})
+        for v in range(40)
+    ]
+    for i, t in enumerate(finished):
+        t.number = i
+    index = TrialIndex(_bracket)
+    options = SwiftHyperbandPruner(max_resource=9, top_k=3)._options
+    errors: list[BaseException] = []
+
+    def decide(n: int) -> None:
+        try:
+            for m in range(1, 41):
+                trials = finished[:m]
+                assert index.update(trials)
+                own = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={})
+                own.number = 1000 + n
+                walk, indexed = _views(trials, index, own.number, RUNGS[0], 1.0)
+                assert _decisions._final_bar(indexed, options) == _decisions._final_bar(
+                    walk, options
+                )
+                assert _decisions._rung_bar(indexed, 3) == _decisions._rung_bar(walk, 3)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=decide, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def _walk_only(monkeypatch) -> None:
+    monkeypatch.setattr(TrialIndex, "update", lambda self, trials: False)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_replays_decide_the_same_with_the_index_and_the_walk(workers, monkeypatch) -> None:
+    table = CurveTable.load(CURVES / "mlpf_delphes_sim.csv.gz")
+
+    def run() -> dict:
+        out = run_one(table, "swift-svr", 3, direction="minimize", n_trials=60, n_workers=workers)
+        return {k: v for k, v in out.items() if k not in ("wall_seconds", "fit_seconds")}
+
+    indexed = run()
+    _walk_only(monkeypatch)
+    walked = run()
+    assert indexed == walked
+    assert 0 < indexed["n_pruned"] < 60
+
+
+def _decisions_of(study: optuna.Study) -> list:
+    return [
+        (
+            t.state,
+            t.last_step,
+            sorted(
+                (k, v["decision"])
+                for k, v in t.system_attrs.items()
+                if k.startswith(_records.PREFIX)
+            ),
+        )
+        for t in study.get_trials()
+    ]
+
+
+def test_sqlite_studies_decide_the_same_with_the_index_and_the_walk(tmp_path, monkeypatch) -> None:
+    table = CurveTable.load(CURVES / "cnn_digits.csv.gz")
+
+    def run() -> list:
+        study = optuna.create_study(
+            storage=f"sqlite:///{tmp_path / 'study.db'}",
+            study_name="index-or-walk",  # the name sets the brackets: the same in both runs
+            direction="maximize",
+            pruner=SwiftHyperbandPruner(max_resource=table.max_step),
+        )
+        replay_async(study, table, config_sequence(table, 0, 40), n_workers=3)
+        return _decisions_of(study)
+
+    indexed = run()
+    (tmp_path / "study.db").unlink()
+    _walk_only(monkeypatch)
+    walked = run()
+    assert indexed == walked
+    assert any(state == TrialState.PRUNED for state, _, _ in indexed)
