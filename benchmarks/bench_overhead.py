@@ -62,38 +62,50 @@ def _populate(url: str, name: str, n: int) -> None:
     study.add_trials(batch)
 
 
-def _measure(url: str, name: str, kind: str, n_trials: int, offset: int, out: mp.Queue) -> None:
+def _measure(
+    url: str, name: str, kind: str, n_trials: int, warmup: int, offset: int, out: mp.Queue
+) -> None:
+    """Run ``warmup`` + ``n_trials`` trials, timing every ``should_prune``; the warm-up
+    trials' calls are sent apart (a new process reads the study and the stored models)."""
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(storage=url, study_name=name, pruner=_pruner(kind))
-    times = []
-    for i in range(n_trials):
+    first: list[float] = []
+    times: list[float] = []
+    for i in range(warmup + n_trials):
         trial = study.ask()
         pruned = False
         for step, v in enumerate(_curve(offset + i), start=1):
             trial.report(v, step)
             start = time.perf_counter()
             pruned = step < R and trial.should_prune()
-            times.append(time.perf_counter() - start)
+            (first if i < warmup else times).append(time.perf_counter() - start)
             if pruned:
                 break
         study.tell(trial, None if pruned else v, state=TrialState.PRUNED if pruned else None)
-    out.put(times)
+    out.put((first, times))
 
 
-def overhead(url: str, name: str, kind: str, size: int, workers: int, n_trials: int) -> dict:
+def overhead(
+    url: str, name: str, kind: str, size: int, workers: int, n_trials: int, warmup: int = 0
+) -> dict:
     queue: mp.Queue = mp.Queue()
     procs = [
-        mp.Process(target=_measure, args=(url, name, kind, n_trials, 100_000 + w * 1000, queue))
+        mp.Process(
+            target=_measure,
+            args=(url, name, kind, n_trials, warmup, 100_000 + w * 1000, queue),
+        )
         for w in range(workers)
     ]
     for p in procs:
         p.start()
-    times = [t for _ in procs for t in queue.get()]
+    parts = [queue.get() for _ in procs]
     for p in procs:
         p.join()
+    first = [t for f, _ in parts for t in f]
+    times = [t for _, ts in parts for t in ts]
     return {
         "pruner": kind,
         "trials_in_study": size,
@@ -102,6 +114,8 @@ def overhead(url: str, name: str, kind: str, size: int, workers: int, n_trials: 
         "mean_ms": 1e3 * statistics.mean(times),
         "median_ms": 1e3 * statistics.median(times),
         "p95_ms": 1e3 * sorted(times)[int(0.95 * len(times))],
+        "warmup_calls": len(first),
+        "warmup_mean_ms": 1e3 * statistics.mean(first) if first else None,
     }
 
 
@@ -141,6 +155,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--trials", type=int, default=10, help="measured trials per worker")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="trials per worker run first and reported apart: a new process reads the whole "
+        "study and the stored models at its first decisions",
+    )
     parser.add_argument("--postgres", default=None, help="PostgreSQL URL (skipped if absent)")
     parser.add_argument("--curves", default="optuna_qsvr/benchmark/curves/cnn_digits.csv.gz")
     parser.add_argument("--throughput-workers", type=int, nargs="*", default=[1, 2, 4, 8])
@@ -161,7 +182,7 @@ def main() -> None:
                 for kind in ("hyperband", "swift-svr"):
                     row = {
                         "storage": label,
-                        **overhead(url, name, kind, size, workers, args.trials),
+                        **overhead(url, name, kind, size, workers, args.trials, args.warmup),
                     }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
@@ -169,13 +190,23 @@ def main() -> None:
             row = {"storage": label, **throughput(url, args.curves, workers, args.budget)}
             tput.append(row)
             print(json.dumps(row), flush=True)
-    print("\n| storage | trials in study | workers | Hyperband ms/call | Swift ms/call | ratio |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| storage | trials in study | workers | Hyperband mean / median ms | "
+        "Swift mean / median ms | mean ratio | warm-up: Hyperband / Swift mean ms |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for i in range(0, len(rows), 2):
         hb, sw = rows[i], rows[i + 1]
+        warm = (
+            f"{hb['warmup_mean_ms']:.1f} / {sw['warmup_mean_ms']:.1f}"
+            if sw["warmup_calls"] and hb["warmup_calls"]
+            else "-"
+        )
         print(
-            f"| {hb['storage']} | {hb['trials_in_study']} | {hb['workers']} | "
-            f"{hb['mean_ms']:.2f} | {sw['mean_ms']:.2f} | {sw['mean_ms'] / hb['mean_ms']:.2f} |"
+            f"| {hb['storage']} | {hb['trials_in_study']:,} | {hb['workers']} | "
+            f"{hb['mean_ms']:.1f} / {hb['median_ms']:.1f} | "
+            f"{sw['mean_ms']:.1f} / {sw['median_ms']:.1f} | "
+            f"{sw['mean_ms'] / hb['mean_ms']:.2f} | {warm} |"
         )
     print("\n| storage | workers | trials/s |")
     print("|---|---|---|")

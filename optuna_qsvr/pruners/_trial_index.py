@@ -235,7 +235,10 @@ class _SortedPart:
         """The ``index``-th smallest (0-based, non-negative)."""
         if not 0 <= index < len(self):
             raise IndexError(index)
-        return sorted(self._big[: index + 1] + self._small)[index]
+        # At most len(small) values of ``small`` precede the answer, so every value of ``big``
+        # before ``index - len(small)`` precedes it too: merge only the window after those.
+        start = max(index - len(self._small), 0)
+        return sorted(self._big[start : index + 1] + self._small)[index - start]
 
 
 class _Joined(Sequence):
