@@ -281,7 +281,9 @@ def run_worker(
                     continue  # their queued copies are work left
                 if not silent:
                     return study
-                time.sleep(_heartbeat_interval(study._storage) or 1)
+                # Poll each second: a trial that ends is gone at the next look, one that
+                # beats is seen changing within an interval.
+                time.sleep(min(_heartbeat_interval(study._storage) or 1, 1))
                 continue
             _run_trial(study, objective, current)
             done += 1

@@ -346,6 +346,33 @@ def test_last_worker_fails_trials_left_running(kind, curves, tmp_path) -> None:
     assert "no heartbeat for" in logs
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_last_worker_waits_for_a_trial_it_has_not_seen_beat_and_no_longer(
+    curves, tmp_path
+) -> None:
+    url, name, budget, interval = _url("sqlite", tmp_path), "unseen", 6, 60
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=interval)
+    study = optuna.create_study(storage=storage, study_name=name)
+    # Another worker's trial, one beat recorded: alive or killed, nobody can tell yet.
+    other = study.ask()
+    storage.record_heartbeat(other._trial_id)
+    proc = _worker(curves, url, name, budget, "--heartbeat-interval", str(interval))
+    deadline = time.monotonic() + 120
+    while len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) < budget - 1:
+        assert time.monotonic() < deadline and proc.poll() is None, "the worker never ran"
+        time.sleep(0.2)
+    time.sleep(3)
+    assert proc.poll() is None, "the worker left a trial it never saw beat RUNNING"
+    study.tell(other, 1.0)
+    # It looks again each second, not once per heartbeat interval.
+    [(code, logs)] = _wait([proc], timeout=interval / 2)
+    assert code == 0, logs
+    study = optuna.load_study(storage=url, study_name=name)
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == budget
+
+
 def test_worker_gives_up_on_unreachable_storage_in_one_line(curves, tmp_path) -> None:
     password = "s3cret-" + uuid.uuid4().hex[:6]
     url = f"postgresql+psycopg://optuna:{password}@127.0.0.1:{_free_port()}/optuna_qsvr"
