@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# A sweep of the forecast mode's options around the default, on the recorded tables only
+# (150 trials, eta 3, 1 and 8 workers, 20 seeds); the held-out tables are never used here.
+#   bash benchmarks/default_sweep.sh    # docs/benchmark/sweep2-<table>-w<W>.json, printed tables
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${SEEDS:-20}
+for td in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize; do
+  table=${td%%:*}
+  direction=${td##*:}
+  for workers in 1 8; do
+    .venv/bin/optuna-qsvr benchmark \
+      --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" --direction "$direction" \
+      --seeds "$seeds" --workers "$workers" --processes 2 --no-progress \
+      --methods hyperband,median,swift-svr,swift:a15,swift:a05,swift:c13,swift:c2,swift:m6,swift:m15,swift:r25,swift:r35,swift:k2,swift:b-half,swift:b-three,swift:g12,swift:g2 \
+      --swift-set 'a15={"alpha": 0.15}' \
+      --swift-set 'a05={"alpha": 0.05}' \
+      --swift-set 'c13={"checkpoint_ratio": 1.3}' \
+      --swift-set 'c2={"checkpoint_ratio": 2.0}' \
+      --swift-set 'm6={"min_train_curves": 6}' \
+      --swift-set 'm15={"min_train_curves": 15}' \
+      --swift-set 'r25={"rescue_alpha": 0.25}' \
+      --swift-set 'r35={"rescue_alpha": 0.35}' \
+      --swift-set 'k2={"top_k": 2}' \
+      --swift-set 'b-half={"bracket_weights": [1, 0.5, 0]}' \
+      --swift-set 'b-three={"bracket_weights": [1, 1, 0.5]}' \
+      --swift-set 'g12={"refit_growth": 1.2}' \
+      --swift-set 'g2={"refit_growth": 2.0}' \
+      --json "docs/benchmark/sweep2-$table-w$workers.json"
+  done
+done
