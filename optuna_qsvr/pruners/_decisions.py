@@ -316,18 +316,23 @@ def _rung_bar(
     there as below it."""
     budget = view.rung.budget if budget is None else budget
     sign = view.sign
-    values: Sequence[float]
+
+    def pick(n: int, stopped: int) -> int | None:
+        if n < reduction_factor:
+            return None
+        return min(max(math.ceil((n + stopped) / reduction_factor) - 1, 0), n - 1)
+
     if view.index is not None:
-        values, stopped = view.index.rung_values(budget, sign, view.trial.number)
+        bar = view.index.rung_value(budget, sign, view.trial.number, pick)
     else:
         values = sorted(
             v for t in view.others if (v := _curves.value_at(t, budget, sign)) is not None
         )
-        stopped = sum(stopped_early(t, budget) for t in view.others)
-    if len(values) < reduction_factor:
+        index = pick(len(values), sum(stopped_early(t, budget) for t in view.others))
+        bar = None if index is None else values[index]
+    if bar is None:
         return None, ""
-    index = math.ceil((len(values) + stopped) / reduction_factor) - 1
-    return values[min(max(index, 0), len(values) - 1)], f"top 1/{reduction_factor} at {budget}"
+    return bar, f"top 1/{reduction_factor} at {budget}"
 
 
 def _stopped_here(trial: FrozenTrial, rung: Rung) -> float | None:

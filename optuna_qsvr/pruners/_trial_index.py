@@ -113,7 +113,8 @@ class TrialIndex:
         live = [
             t for t in self.running if t.number != exclude and _curves.has_curve(t, step, target)
         ]
-        return _Joined(self._without(done, exclude), live)
+        # A copy: another thread's scan may append to the cached list meanwhile.
+        return _Joined(self._without(done, exclude)[:], live)
 
     @_locked
     def finals(self, max_resource: int, sign: float, k: int, exclude: int) -> list[float]:
@@ -135,9 +136,18 @@ class TrialIndex:
         return sorted(self._values_without(done, max_resource, sign, exclude, k) + live)[:k]
 
     @_locked
-    def rung_values(self, budget: int, sign: float, exclude: int) -> tuple[_SortedPart, int]:
-        """Every value at ``budget`` (non-finite as ``inf``), and how many trials stopped early
-        in a rung ending at ``budget`` (a recorded prune there, never reached it)."""
+    def rung_value(
+        self, budget: int, sign: float, exclude: int, pick: Callable[[int, int], int | None]
+    ) -> float | None:
+        """The value at ``budget`` (non-finite as ``inf``) of rank ``pick(n, stopped)`` (0-based,
+        ascending; ``None``: no value) among the ``n`` values there, where ``stopped`` trials
+        stopped early in a rung ending at ``budget`` (a recorded prune there, never reached it).
+        """
+        values, stopped = self._rung_values(budget, sign, exclude)
+        index = pick(len(values), stopped)
+        return None if index is None else values[index]
+
+    def _rung_values(self, budget: int, sign: float, exclude: int) -> tuple[_SortedPart, int]:
 
         def add(part: tuple[list[float], list[int]], trial: FrozenTrial) -> None:
             values, stopped = part
