@@ -16,29 +16,16 @@ functions in ``_decisions`` use it when the pruner hands one over and walk the l
 from __future__ import annotations
 
 import bisect
-import functools
 import math
 import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from optuna_qsvr import _records
 from optuna_qsvr.pruners import _curves
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _locked(method: _F) -> _F:
-    # Threads of one process (Study.optimize's n_jobs) share the pruner and so the index.
-    @functools.wraps(method)
-    def wrapper(self: TrialIndex, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 class TrialIndex:
@@ -61,7 +48,6 @@ class TrialIndex:
         # What is derived from the finished trials: key -> (finished trials scanned, data).
         self._derived: dict[Hashable, tuple[int, Any]] = {}
 
-    @_locked
     def update(self, trials: list[FrozenTrial]) -> bool:
         """Take the study's current trials, ordered by number as storages return them.
 
@@ -69,73 +55,76 @@ class TrialIndex:
         2, ..., so a trial's number is its position; a list that is not so numbered cannot be
         indexed (the decisions then walk it).
         """
-        n = len(trials)
-        if n and (trials[0].number != 0 or trials[-1].number != n - 1):
-            self._reset()
-            return False
-        if n < len(self._trials) or (
-            self._trials and trials[0]._trial_id != self._trials[0]._trial_id
-        ):
-            self._reset()  # another study's trials, or a storage that lost some
-        unfinished = []
-        for number in [*self._unfinished, *range(len(self._trials), n)]:
-            trial = trials[number]
-            if trial.state.is_finished():
-                self._finished.append(trial)
-                self._finished_numbers.add(number)
-            else:
-                unfinished.append(number)
-        self._trials, self._unfinished = trials, unfinished
-        return True
+        with self._lock:
+            n = len(trials)
+            if n and (trials[0].number != 0 or trials[-1].number != n - 1):
+                self._reset()
+                return False
+            if n < len(self._trials) or (
+                self._trials and trials[0]._trial_id != self._trials[0]._trial_id
+            ):
+                self._reset()  # another study's trials, or a storage that lost some
+            unfinished = []
+            for number in [*self._unfinished, *range(len(self._trials), n)]:
+                trial = trials[number]
+                if trial.state.is_finished():
+                    self._finished.append(trial)
+                    self._finished_numbers.add(number)
+                else:
+                    unfinished.append(number)
+            self._trials, self._unfinished = trials, unfinished
+            return True
 
     @property
-    @_locked
     def running(self) -> list[FrozenTrial]:
         """The trials not finished (running or waiting), by number."""
-        return [self._trials[n] for n in self._unfinished]
+        with self._lock:
+            return [self._trials[n] for n in self._unfinished]
 
-    @_locked
     def others(self, exclude: int) -> list[FrozenTrial]:
         """Every trial but number ``exclude``, by number."""
-        return [t for t in self._trials if t.number != exclude]
+        with self._lock:
+            return [t for t in self._trials if t.number != exclude]
 
-    @_locked
     def peers(self, bracket: int, exclude: int) -> list[FrozenTrial]:
         """The trials of ``bracket`` but number ``exclude``, by number."""
-        bracket_of = self._bracket_of
-        return [t for t in self._trials if t.number != exclude and bracket_of(t.number) == bracket]
+        with self._lock:
+            of = self._bracket_of
+            return [t for t in self._trials if t.number != exclude and of(t.number) == bracket]
 
     # Queries: the finished trials' part from the cache, the running trials' part afresh.
-    @_locked
     def pool(self, step: int, target: int, exclude: int) -> Sequence[FrozenTrial]:
         """The trials that can train a predictor of ``(target, step)`` (any order)."""
-        done = self._scan(("pool", step, target), list, _append_if(_has_curve(step, target)))
-        live = [
-            t for t in self.running if t.number != exclude and _curves.has_curve(t, step, target)
-        ]
-        # A copy: another thread's scan may append to the cached list meanwhile.
-        return _Joined(self._without(done, exclude)[:], live)
+        with self._lock:
+            done = self._scan(("pool", step, target), list, _append_if(_has_curve(step, target)))
+            live = [
+                t
+                for t in self.running
+                if t.number != exclude and _curves.has_curve(t, step, target)
+            ]
+            # A copy: another thread's scan may append to the cached list meanwhile.
+            return _Joined(self._without(done, exclude)[:], live)
 
-    @_locked
     def finals(self, max_resource: int, sign: float, k: int, exclude: int) -> list[float]:
         """The ``k`` best finite values at ``max_resource`` (``sign`` applied), ascending."""
 
-        def add(values: list[float], trial: FrozenTrial) -> None:
-            v = _curves.value_at(trial, max_resource, sign)
-            if v is not None and math.isfinite(v):
-                bisect.insort(values, v)
+        with self._lock:
 
-        done = self._scan(("finals", max_resource, sign), list, add)
-        live = [
-            v
-            for t in self.running
-            if t.number != exclude
-            and (v := _curves.value_at(t, max_resource, sign)) is not None
-            and math.isfinite(v)
-        ]
-        return sorted(self._values_without(done, max_resource, sign, exclude, k) + live)[:k]
+            def add(values: list[float], trial: FrozenTrial) -> None:
+                v = _curves.value_at(trial, max_resource, sign)
+                if v is not None and math.isfinite(v):
+                    bisect.insort(values, v)
 
-    @_locked
+            done = self._scan(("finals", max_resource, sign), list, add)
+            live = [
+                v
+                for t in self.running
+                if t.number != exclude
+                and (v := _curves.value_at(t, max_resource, sign)) is not None
+                and math.isfinite(v)
+            ]
+            return sorted(self._values_without(done, max_resource, sign, exclude, k) + live)[:k]
+
     def rung_value(
         self, budget: int, sign: float, exclude: int, pick: Callable[[int, int], int | None]
     ) -> float | None:
@@ -143,9 +132,10 @@ class TrialIndex:
         ascending; ``None``: no value) among the ``n`` values there, where ``stopped`` trials
         stopped early in a rung ending at ``budget`` (a recorded prune there, never reached it).
         """
-        values, stopped = self._rung_values(budget, sign, exclude)
-        index = pick(len(values), stopped)
-        return None if index is None else values[index]
+        with self._lock:
+            values, stopped = self._rung_values(budget, sign, exclude)
+            index = pick(len(values), stopped)
+            return None if index is None else values[index]
 
     def _rung_values(self, budget: int, sign: float, exclude: int) -> tuple[_SortedPart, int]:
 
@@ -177,7 +167,6 @@ class TrialIndex:
                 n_stopped += 1
         return _SortedPart(values, sorted(live)), n_stopped
 
-    @_locked
     def competing(
         self,
         bracket: int,
@@ -189,18 +178,22 @@ class TrialIndex:
         """``value_of`` each trial of ``bracket`` but ``exclude`` (``None`` dropped). ``key``
         names ``value_of``: what it returns for a finished trial is cached under it."""
 
-        def add(values: list[tuple[int, float]], trial: FrozenTrial) -> None:
-            if self._bracket_of(trial.number) == bracket and (v := value_of(trial)) is not None:
-                values.append((trial.number, v))
+        with self._lock:
 
-        done = self._scan(("competing", bracket, budget, key), list, add)
-        values = [v for n, v in done if n != exclude]
-        for t in self.running:
-            if t.number != exclude and self._bracket_of(t.number) == bracket:
-                v = value_of(t)
-                if v is not None:
-                    values.append(v)
-        return values
+            def add(values: list[tuple[int, float]], trial: FrozenTrial) -> None:
+                if self._bracket_of(trial.number) != bracket:
+                    return
+                if (v := value_of(trial)) is not None:
+                    values.append((trial.number, v))
+
+            done = self._scan(("competing", bracket, budget, key), list, add)
+            values = [v for n, v in done if n != exclude]
+            for t in self.running:
+                if t.number != exclude and self._bracket_of(t.number) == bracket:
+                    v = value_of(t)
+                    if v is not None:
+                        values.append(v)
+            return values
 
     # ------------------------------------------------------------------------------------
     def _scan(self, key: Hashable, new: Callable[[], Any], add: Callable[[Any, Any], None]) -> Any:
