@@ -25,7 +25,7 @@ from optuna_qsvr.benchmark._replay import replay_async
 from optuna_qsvr.benchmark._run import config_sequence, run_one
 from optuna_qsvr.pruners import _decisions
 from optuna_qsvr.pruners._schedule import Rung
-from optuna_qsvr.pruners._trial_index import TrialIndex
+from optuna_qsvr.pruners._trial_index import TrialIndex, _Joined
 from tests._hypothesis import props
 
 CURVES = Path(__file__).parents[2] / "optuna_qsvr" / "benchmark" / "curves"
@@ -59,10 +59,14 @@ def _histories(draw):
     )
     trials = []
     for _ in range(n):
-        last = draw(st.integers(0, 9))
-        steps = draw(st.sets(st.integers(1, 9), max_size=9)) if last else set()
+        # Curves run to the end, stop at a rung's budget or anywhere, whole or with gaps.
+        last = draw(st.one_of(st.sampled_from([9, 9, 3, 1]), st.integers(0, 9)))
+        every = set(range(1, last + 1))
+        steps = draw(st.one_of(st.just(every), st.sets(st.integers(1, 9), max_size=9)))
         curve = {s: draw(value) for s in sorted(steps) if s <= last}
-        record = draw(st.sampled_from([None, (3, "pruned"), (9, "pruned"), (3, "kept")]))
+        record = draw(
+            st.sampled_from([None, None, (3, "pruned"), (3, "pruned"), (9, "pruned"), (3, "kept")])
+        )
         finish = draw(st.integers(0, 4))  # the snapshot it finishes in; 4: never
         trials.append((curve, record, finish))
     return trials
@@ -122,7 +126,7 @@ def _same_answers(walk, indexed, options) -> None:
 
 
 @given(history=_histories(), top_k=st.integers(1, 4), data=st.data())
-@props(150)
+@props(250)
 def test_index_answers_as_the_walk_over_a_growing_study(history, top_k, data) -> None:
     options = SwiftHyperbandPruner(max_resource=9, top_k=top_k)._options
     index = TrialIndex(_bracket)
@@ -163,11 +167,48 @@ def test_an_index_resets_for_another_list_and_refuses_odd_numbering() -> None:
         _decisions._final_bar(_decisions.RungView(own, RUNGS[1], 1.0, index=index), options)[0]
         == 0.5
     )
-    # Numbers that are not positions (trials 1 and 2 only): the index declines.
-    trials = study([0.4, 0.2, 0.3])[1:]
-    assert not index.update(trials)
+    # Numbers that are not positions (trials 1 and 2 only, or 0 and 2): the index declines.
+    trials = study([0.4, 0.2, 0.3])
+    assert not index.update(trials[1:])
+    assert not index.update([trials[0], trials[2]])
+    assert index.update(trials)
     with pytest.raises(TypeError, match="needs others and peers"):
         _decisions.RungView(own, RUNGS[1], 1.0, others=[])
+
+
+def test_a_finished_trial_is_read_once() -> None:
+    seen: list[int] = []
+
+    def bracket_of(number: int) -> int:
+        seen.append(number)
+        return 0
+
+    trials = [
+        optuna.trial.create_trial(value=v / 10, intermediate_values={3: v / 10}) for v in range(20)
+    ]
+    for i, t in enumerate(trials):
+        t.number = i
+    index = TrialIndex(bracket_of)
+
+    def competing(own: int) -> list[float]:
+        seen.clear()
+        return index.competing(0, 3, "value", lambda t: t.intermediate_values[3], own)
+
+    assert index.update(trials[:19])
+    assert len(competing(99)) == 19 and len(seen) == 19
+    # The same list again, then one more finished trial: only the new one is read.
+    assert index.update(trials[:19])
+    assert len(competing(99)) == 19 and seen == []
+    assert index.update(trials)
+    assert len(competing(5)) == 19 and seen == [19]
+
+
+def test_a_pool_reads_as_one_list() -> None:
+    first, second = [1, 2, 3], [4, 5]
+    pool = _Joined(first, second)
+    assert len(pool) == 5
+    assert list(pool) == [1, 2, 3, 4, 5] == [pool[i] for i in range(5)]
+    assert pool[-1] == 5 and pool[1:3] == [2, 3]
 
 
 def test_threads_sharing_an_index_get_the_walks_answers() -> None:
