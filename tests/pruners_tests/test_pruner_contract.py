@@ -1,0 +1,138 @@
+"""What the pruner promises around its decisions: answers before and at odd steps, its
+warnings word for word, one promotion decision per rung, its logged fallbacks, and one trial
+index per study kept between calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_qsvr import SwiftHyperbandPruner, _records
+from tests.pruners_tests._helpers import LastValue, add_complete, ask_in_bracket, flat, run_curve
+
+
+def _study(name: str = "contract", **kwargs) -> tuple[optuna.Study, SwiftHyperbandPruner]:
+    pruner = SwiftHyperbandPruner(max_resource=9, **kwargs)
+    return optuna.create_study(study_name=name, pruner=pruner), pruner
+
+
+def test_no_report_and_step_0_mean_train_on_with_a_bool() -> None:
+    study, _ = _study()
+    trial = study.ask()
+    assert trial.should_prune() is False  # nothing reported yet
+    with pytest.warns(UserWarning):
+        trial.report(0.5, 0)
+        assert trial.should_prune() is False
+    trial = study.ask()
+    trial.report(0.5, 1)
+    assert trial.should_prune() is False  # the only trial of its rung: promoted
+
+
+def test_odd_steps_warn_once_each_in_these_words_and_good_steps_never() -> None:
+    study, _ = _study()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a trial reporting 1, 2, 3... hears nothing
+        run_curve(study, flat(0.5, 9))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        zero = study.ask()
+        zero.report(0.5, 0)
+        zero.should_prune()
+        late = study.ask()
+        late.report(0.5, 5)
+        late.report(0.4, 3)
+        late.should_prune()
+        again = study.ask()  # the same problems again: already said for this study
+        again.report(0.5, 0)
+        again.should_prune()
+        again.report(0.5, 5)
+        again.report(0.4, 3)
+        again.should_prune()
+    assert [str(w.message) for w in caught if w.category is UserWarning] == [
+        f"SwiftHyperbandPruner: trial {zero.number} reported step 0: steps count the epochs "
+        "done, 1 after the first; report epoch + 1 when epochs count from 0, else no trial "
+        "reaches max_resource=9 and the last rung is never forecast",
+        f"SwiftHyperbandPruner: trial {late.number} reported step 3 after step 5: report "
+        "steps in increasing order; each rung is decided once, at the first step reported "
+        "past its decision step",
+    ]
+
+
+def test_a_rung_is_decided_once_at_its_budget() -> None:
+    study, pruner = _study()
+    for bracket in (1, 2):  # the brackets the forecast mode keeps
+        ask_in_bracket(study, pruner, bracket)
+        trial = run_curve(study, flat(0.5, 9))
+        assert trial.state == TrialState.COMPLETE
+        promotions = _records.read_trial(trial.system_attrs).promotions
+        assert promotions, "no promotion record"
+        # Decided at r_i and never again, though the trial reported every later step.
+        assert all(r["step"] == r["budget"] for r in promotions.values()), promotions
+
+
+def test_a_malformed_record_is_skipped_with_its_name_in_the_log(caplog) -> None:
+    study, _ = _study()
+    trial = study.ask()
+    name = _records.decision_attr(0)
+    study._storage.set_trial_system_attr(trial._trial_id, name, {"v": "not a record"})
+    trial.report(0.5, 1)
+    with caplog.at_level(logging.WARNING, logger="optuna_qsvr.pruners"):
+        assert trial.should_prune() is False
+    assert f"Swift-Hyperband, predictor {name}: malformed record skipped: " in caplog.text
+
+
+class _NoChance(LastValue):
+    """Forecasts, but its calibrated chance always fails."""
+
+    name = "test-no-chance"
+
+    def prob_below(self, curves, thresholds, params=None):
+        raise RuntimeError("no chance")
+
+
+def test_a_predictor_failing_at_a_decision_point_or_a_rescue_is_logged_and_hyperband_decides(
+    caplog,
+) -> None:
+    study, pruner = _study(predictor=_NoChance(), min_train_curves=4)
+    rng = np.random.default_rng(0)
+    for value in rng.uniform(0.1, 0.3, 24):
+        add_complete(study, flat(float(value), 9))
+    with caplog.at_level(logging.WARNING, logger="optuna_qsvr.pruners"):
+        # Bracket 1: a decision point at epoch 1 inside its first rung (budget 3).
+        ask_in_bracket(study, pruner, 1)
+        kept = run_curve(study, {1: 5.0})
+        # Bracket 2: the worst value at r_0 = 1, which successive halving stops; the rescue
+        # cannot compute its chance, so the stop stands.
+        ask_in_bracket(study, pruner, 2)
+        stopped = run_curve(study, flat(5.0, 9))
+    assert kept.state == TrialState.COMPLETE  # not pruned on a failed forecast
+    [record] = _records.decisions(kept.system_attrs).values()
+    assert record["decision"] == "no-forecast"
+    assert record["reason"] == "predictor failed: RuntimeError: no chance"
+    assert "Swift-Hyperband, predictor r9_t1: predictor failed: RuntimeError: no chance" in (
+        caplog.text
+    )
+    assert stopped.state == TrialState.PRUNED and stopped.last_step == 1
+    assert "Swift-Hyperband, predictor rescue: rescue failed: RuntimeError: no chance" in (
+        caplog.text
+    )
+
+
+def test_one_trial_index_per_study_kept_between_calls() -> None:
+    pruner = SwiftHyperbandPruner(max_resource=9)
+    storage = optuna.storages.InMemoryStorage()
+    first = optuna.create_study(study_name="first", storage=storage, pruner=pruner)
+    second = optuna.create_study(study_name="second", storage=storage, pruner=pruner)
+    run_curve(first, flat(0.5, 9))
+    [index] = pruner._indexes.values()
+    for value in (0.4, 0.6):
+        run_curve(first, flat(value, 9))
+    assert list(pruner._indexes.values()) == [index]  # the same object, updated in place
+    run_curve(second, flat(0.5, 9))
+    assert len(pruner._indexes) == 2
