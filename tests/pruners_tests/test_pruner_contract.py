@@ -136,3 +136,55 @@ def test_one_trial_index_per_study_kept_between_calls() -> None:
     assert list(pruner._indexes.values()) == [index]  # the same object, updated in place
     run_curve(second, flat(0.5, 9))
     assert len(pruner._indexes) == 2
+
+
+def test_rung_mates_stopped_early_rank_last_in_the_forecast_mode_at_their_forecast_in_paper() -> (
+    None
+):
+    """Bracket 2 (rungs 1, 3, 9). Two rung-mates were pruned at epoch 2 on a forecast of 0.0
+    at r=3; the trial reaches r=3 at 0.5. The forecast mode stopped them for having little
+    chance, so they rank below it and it is promoted; the paper mode ranks them at their
+    forecasts, above it, and it stops."""
+    record = _records.new_decision(
+        bracket=2, rung=1, budget=3, decision_step=2, step=2, key="r3_t2"
+    )
+    record.update(decision="pruned", reason="planted", forecast=0.0)
+    outcomes = {}
+    for mode in ("forecast", "paper"):
+        options = {"rescue": "none"} if mode == "forecast" else {"mode": mode, "full_fraction": 0}
+        study, pruner = _study(f"ranks-{mode}", **options)
+        for _ in range(2):
+            ask_in_bracket(study, pruner, 2)
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.PRUNED,
+                    intermediate_values={1: 0.5, 2: 0.5},
+                    system_attrs={_records.decision_attr(1): record},
+                )
+            )
+        ask_in_bracket(study, pruner, 2)
+        trial = run_curve(study, flat(0.5, 9))
+        outcomes[mode] = (trial.state, trial.last_step)
+    assert outcomes == {
+        "forecast": (TrialState.COMPLETE, 9),
+        "paper": (TrialState.PRUNED, 3),
+    }
+
+
+def test_the_forecast_mode_refits_as_the_curves_grow() -> None:
+    from tests.pruners_tests._helpers import Recorder
+
+    Recorder.reset()
+    study, pruner = _study("refits", predictor=Recorder(), min_train_curves=4)
+    for value in (0.2, 0.3, 0.4, 0.5):
+        add_complete(study, flat(value, 9))
+    ask_in_bracket(study, pruner, 1)
+    run_curve(study, flat(0.45, 9))
+    first = Recorder.fits
+    assert first >= 1
+    for value in (0.25, 0.35, 0.6):  # 4 curves -> 8: past refit_growth=1.5
+        add_complete(study, flat(value, 9))
+    ask_in_bracket(study, pruner, 1)
+    run_curve(study, flat(0.45, 9))
+    assert Recorder.fits > first
+    assert max(len(targets) for _, targets, _ in Recorder.fitted) > 4
