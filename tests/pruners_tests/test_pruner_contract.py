@@ -1,6 +1,8 @@
 """What the pruner promises around its decisions: answers before and at odd steps, its
-warnings word for word, one promotion decision per rung, its logged fallbacks, and one trial
-index per study kept between calls.
+warnings word for word, one promotion decision per rung, its logged fallbacks, one trial index
+per study kept between calls, how each mode ranks rung-mates stopped early, and refits as the
+curves grow. Each test was written for a planted bug that the rest of the suite let through
+(docs/mutation-survivors.md).
 """
 
 from __future__ import annotations
