@@ -24,21 +24,20 @@ ROWS = {
 }
 
 
+def cell(figures: dict | None) -> str:
+    """A method's epochs against Hyperband's and mean regret, with the benchmark's intervals."""
+    if figures is None:
+        return "–"
+    ratio, regret = figures["ratio"]["value"], figures["regret_mean"]
+    return f"{ratio:.2f}×, {regret['value']:.3g} [{regret['low']:.3g}–{regret['high']:.3g}]"
+
+
 def main() -> None:
     results = {t: json.loads((OUT / f"ablation-{t}.json").read_text()) for t in TABLES}
     print("| variant | " + " | ".join(TABLES) + " |")
     print("|---|" + "---|" * len(TABLES))
     for method, label in ROWS.items():
-        cells = []
-        for table in TABLES:
-            figures = results[table].get(method, {}).get("figures")
-            if figures is None:
-                cells.append("–")
-                continue
-            ratio, regret = figures["ratio"]["value"], figures["regret_mean"]
-            cells.append(
-                f"{ratio:.2f}×, {regret['value']:.3g} [{regret['low']:.3g}–{regret['high']:.3g}]"
-            )
+        cells = [cell(results[table].get(method, {}).get("figures")) for table in TABLES]
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
