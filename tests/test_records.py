@@ -285,6 +285,32 @@ def test_dashboard_lines() -> None:
     assert _records.promotion_text(stop) == "stopped at 9: rank 4 of 9 (ASHA)"
 
 
+def test_a_decision_without_a_forecast_is_written_with_its_dashboard_line() -> None:
+    # In memory, so that the fast mutation selection runs it (the SQLite round trip is slower).
+    study = optuna.create_study()
+    trial = study.ask()
+    record = _records.new_decision(bracket=1, rung=2, budget=9, decision_step=5, step=6, key="k")
+    assert set(record) == {
+        "v",
+        "bracket",
+        "rung",
+        "budget",
+        "decision_step",
+        "step",
+        "key",
+        "forecast",
+        "threshold",
+    }
+    record.update(decision="no-forecast", reason="no predictor yet")
+    name = _records.write_decision(study._storage, trial._trial_id, record)
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert name == "swift:decision:2"
+    got = _records.read_trial(frozen.system_attrs).decisions[2]
+    assert got == record and got["forecast"] is None and got["threshold"] is None
+    lines = {k: v for k, v in frozen.user_attrs.items() if k.startswith(_records.PREFIX)}
+    assert lines == {"swift:rung2": "no-forecast at 6 (k): no predictor yet"}
+
+
 def test_writers_validate_before_writing() -> None:
     study = optuna.create_study()
     trial = study.ask()

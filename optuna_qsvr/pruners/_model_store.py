@@ -133,15 +133,17 @@ class ModelStore:
         if found is not None:
             header, text = found
             version = header["version"] + 1
-            try:
-                model = self._load(header, text)
-            except ModelFormatError as err:
-                self._warn(study, key, f"stored predictor rejected, refitting: {err}")
-            else:
-                with self._lock:
-                    self._models[cache_key] = _Cached(model, header)
-                if not self._wants_refit(header, len(pool)):
-                    return model, ""
+            # The version this process has already (its refit is due) is not parsed again.
+            if cached is None or cached.header["version"] != header["version"]:
+                try:
+                    model = self._load(header, text)
+                except ModelFormatError as err:
+                    self._warn(study, key, f"stored predictor rejected, refitting: {err}")
+                else:
+                    with self._lock:
+                        self._models[cache_key] = _Cached(model, header)
+                    if not self._wants_refit(header, len(pool)):
+                        return model, ""
         if len(pool) < self._min_train_curves:
             return None, f"{len(pool)} of {self._min_train_curves} training curves"
         lease = _records.lock_name(key, version)

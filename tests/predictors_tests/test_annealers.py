@@ -84,6 +84,10 @@ def test_resolve_names_and_instances():
     assert resolve_annealer(sampler) is sampler
 
 
+def test_the_default_annealer_is_simulated_annealing():
+    assert type(resolve_annealer()) is SimulatedAnnealingSampler
+
+
 def test_resolve_unknown_name_raises_value_error():
     with pytest.raises(ValueError, match="'quantum-magic'"):
         resolve_annealer("quantum-magic")
@@ -138,6 +142,8 @@ def test_failing_sampler_raises_annealer_error(small_bqm):
     assert "RuntimeError" in message
     assert "solver exploded" in message
     assert isinstance(info.value, PredictorError)
+    # Nothing to hide in the message: the original error stays chained for the traceback.
+    assert isinstance(info.value.__cause__, RuntimeError)
 
 
 def test_error_message_never_echoes_the_token(small_bqm, monkeypatch):
@@ -164,6 +170,11 @@ def test_slow_sampler_times_out(small_bqm):
     assert time.monotonic() - start < 0.9
     assert isinstance(info.value, TimeoutError)
     assert isinstance(info.value, AnnealerError)
+
+    # The sampler that would not answer is left to a daemon thread named after it, so a
+    # hung solver never keeps the worker's process from exiting.
+    [left] = [t for t in threading.enumerate() if t.name == "sample_qubo[SleepingSampler]"]
+    assert left.daemon
 
     sampleset = sample_qubo(SleepingSampler(0.05), small_bqm, timeout=5.0)
     assert len(sampleset) == 2**small_bqm.num_variables

@@ -73,3 +73,7 @@ def test_parse_model_json_rejects_oversized_text() -> None:
     text = '{"x": "' + "a" * MAX_MODEL_CHARS + '"}'
     with pytest.raises(ModelFormatError, match="too large"):
         parse_model_json(text)
+    # Exactly at the limit is still read.
+    at_limit = '{"x": "' + "a" * (MAX_MODEL_CHARS - 9) + '"}'
+    assert len(at_limit) == MAX_MODEL_CHARS
+    assert len(parse_model_json(at_limit)["x"]) == MAX_MODEL_CHARS - 9

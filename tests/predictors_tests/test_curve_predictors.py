@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -276,4 +278,133 @@ def test_tampered_fit_metadata_is_rejected(info) -> None:
     doc = _doc()
     doc["info"].update(info)
     with pytest.raises(ModelFormatError, match="bad fit metadata"):
+        load_predictor(json.dumps(doc))
+
+
+# -- calibration: the out-of-fold residuals and the probabilities made from them -----------
+def _residuals(p) -> np.ndarray:
+    return np.array(json.loads(p.to_json())["residuals"])
+
+
+def test_prob_below_counts_the_out_of_fold_residuals_under_each_threshold() -> None:
+    X, y, _ = _curves(40)
+    p = SVRPredictor(cv=5).fit(X, y)
+    r = _residuals(p)
+    assert len(r) == 40 and np.all(np.diff(r) >= 0)
+    mean, _ = p.predict(X[:4])
+    thresholds = mean + np.array([r[0] - 1e-9, r[0], r[10], r[-1] + 1.0])
+    expected = [
+        (np.sum(r <= t - m) + 1) / (len(r) + 1) for t, m in zip(thresholds, mean, strict=True)
+    ]
+    assert expected[0] == 1 / 41 and expected[-1] == 1.0
+    np.testing.assert_allclose(p.prob_below(X[:4], thresholds), expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(
+        load_predictor(p.to_json()).prob_below(X[:4], thresholds), p.prob_below(X[:4], thresholds)
+    )
+
+
+def test_out_of_fold_residuals_are_forecast_errors_in_the_targets_units() -> None:
+    X, y, _ = _curves(60)
+    r = _residuals(SVRPredictor(cv=5, residual=False).fit(X, y))
+    # Min-max scaling makes the fit the same for 10 y + 3 (up to the solver's tolerance): its
+    # errors are 10 times larger.
+    scaled = SVRPredictor(cv=5, residual=False).fit(X, 10 * y + 3)
+    np.testing.assert_allclose(_residuals(scaled), 10 * r, rtol=0, atol=0.01 * np.ptp(10 * y))
+    # Errors of a good forecast, not the targets themselves: small against their spread.
+    assert np.max(np.abs(r)) < 0.25 * np.ptp(y)
+    assert abs(np.median(r)) < 0.05 * np.ptp(y)
+
+
+def test_the_record_keeps_the_training_size_fit_time_and_support_vectors() -> None:
+    X, y, _ = _curves(30)
+    started = time.perf_counter()
+    p = SVRPredictor().fit(X, y)
+    elapsed = time.perf_counter() - started
+    doc = json.loads(p.to_json())
+    assert doc["info"]["n_train"] == 30
+    assert 0.0 <= doc["info"]["fit_seconds"] <= elapsed
+    assert doc["info"]["n_support"] == len(doc["support_vectors"]) > 0
+
+
+def test_a_missing_hyperparameter_sits_mid_range() -> None:
+    X, y, params = _curves(30)
+    p = SVRPredictor(features=("curve", "params")).fit(X, y, params)
+    rates = [q["rate"] for q in params]
+    missing = [{"opt": q["opt"]} for q in params[:5]]
+    middle = [{**q, "rate": (min(rates) + max(rates)) / 2} for q in missing]
+    np.testing.assert_allclose(p.predict(X[:5], missing)[0], p.predict(X[:5], middle)[0])
+
+
+@pytest.mark.parametrize("features", [("nope",), (), ("curve", "lag")])
+def test_unknown_or_no_feature_kinds_are_refused(features) -> None:
+    with pytest.raises(ValueError, match="features"):
+        SVRPredictor(features=features)
+
+
+def test_the_fewest_curves_a_fit_takes() -> None:
+    X, y, _ = _curves(3)
+    assert SVRPredictor(cv=0).fit(X, y).fit_info_.estimator == "NuSVR"
+
+
+def test_one_step_curves_and_a_constant_step_round_trip() -> None:
+    X, y, _ = _curves(20)
+    one = SVRPredictor(features=("curve", "diff1", "diff2"), cv=0).fit(X[:, :1], y)
+    np.testing.assert_array_equal(
+        load_predictor(one.to_json()).predict(X[:, :1])[0], one.predict(X[:, :1])[0]
+    )
+    X[:, 0] = 0.5  # one step every curve shares: its scaler's minimum is its maximum
+    flat = SVRPredictor(cv=0).fit(X, y)
+    np.testing.assert_array_equal(load_predictor(flat.to_json()).predict(X)[0], flat.predict(X)[0])
+
+
+def test_a_single_curve_may_be_passed_flat() -> None:
+    X, y, _ = _curves(20)
+    p = SVRPredictor(cv=0).fit(X, y)
+    np.testing.assert_array_equal(p.predict(X[0])[0], p.predict(X[:1])[0])
+    # Fitting takes one curve per target: a flat curve is one curve, never one per value.
+    with pytest.raises(ValueError, match="1 curves but 8 targets"):
+        SVRPredictor(cv=0).fit(X[0], y[:8])
+
+
+def test_the_normal_probability_warns_nothing_where_sigma_is_zero_or_unknown() -> None:
+    X, y, _ = _curves(20)
+    p = SVRPredictor(cv=0).fit(X, y)  # no cross-validation: the normal default, sigma NaN
+    mean = p.predict(X[:2])[0]
+    p._fitted["sigma"] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0/0 and x/0 stay quiet: the answer is NaN
+        assert np.isnan(p.prob_below(X[:2], [mean[0], mean[1] + 1.0])).all()
+        p._fitted["sigma"] = math.nan
+        assert np.isnan(p.prob_below(X[:2], mean)).all()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (
+            lambda d: d.update(support_vectors=[r[:-1] for r in d["support_vectors"]]),
+            r"^support_vectors has shape",
+        ),
+        (
+            lambda d: d.update(dual_coef=["x"] * len(d["dual_coef"])),
+            r"^dual_coef is not a numeric array",
+        ),
+        (lambda d: d.update(gamma=None), r"^gamma must be a finite number"),
+        (lambda d: d.update(sigma="x"), r"^sigma must be a finite number"),
+        (lambda d: d.update(intercept="x"), r"^intercept must be a finite number"),
+        (lambda d: d.update(residuals=["x"]), r"^residuals is not a numeric array"),
+        (lambda d: d["x_scaler"].update(data_min=[0.0]), r"^x_scaler\.data_min has shape"),
+        (lambda d: d["x_scaler"].update(data_max=[0.0]), r"^x_scaler\.data_max has shape"),
+        (lambda d: d["y_scaler"].update(data_max=[0.0, 1.0]), r"^y_scaler\.data_max has shape"),
+        (
+            lambda d: d["y_scaler"].update(data_min=["x"]),
+            r"^y_scaler\.data_min is not a numeric array",
+        ),
+    ],
+)
+def test_a_rejected_record_names_the_field(mutate, match) -> None:
+    X, y, _ = _curves(20)
+    doc = json.loads(SVRPredictor(cv=5).fit(X, y).to_json())
+    mutate(doc)
+    with pytest.raises(ModelFormatError, match=match):
         load_predictor(json.dumps(doc))

@@ -13,6 +13,22 @@ def test_fill_gaps_interpolates_and_extends() -> None:
     assert fill_gaps(curves).tolist() == [[2.0, 2.0, 3.0, 4.0, 4.0]]
 
 
+def test_fill_gaps_takes_lists_with_none_and_a_single_flat_curve() -> None:
+    assert fill_gaps([[1, None, 3]]).tolist() == [[1.0, 2.0, 3.0]]
+    assert fill_gaps([math.nan, 2.0, 4.0]).tolist() == [[2.0, 2.0, 4.0]]
+
+
+def test_the_params_block_needs_both_params_and_an_encoder() -> None:
+    curves = np.ones((1, 3))
+    params = [{"lr": 0.1}]
+    enc = ParamEncoder().fit(params)
+    for given in ({"params": params}, {"encoder": enc}, {}):
+        with pytest.raises(ValueError, match="need params and a fitted ParamEncoder"):
+            curve_features(
+                curves, given.get("params"), kinds=("params",), encoder=given.get("encoder")
+            )
+
+
 def test_fill_gaps_rejects_an_empty_curve() -> None:
     with pytest.raises(ValueError, match="no finite value"):
         fill_gaps(np.array([[math.nan, math.nan]]))

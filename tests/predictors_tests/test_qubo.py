@@ -121,6 +121,8 @@ def test_invalid_inputs_are_rejected():
         qubo_matrix(np.zeros((2, 1)), np.zeros(2), K=2.0)
     with pytest.raises(ValueError, match="B must be"):
         qubo_matrix(np.zeros((2, 1)), np.zeros(2), B=-1.0)
+    with pytest.raises(ValueError, match="B must be"):
+        qubo_matrix(np.zeros((2, 1)), np.zeros(2), B=0.0)
     with pytest.raises(ValueError, match="one row per target"):
         qubo_matrix(np.zeros((3, 1)), np.zeros(2))
 

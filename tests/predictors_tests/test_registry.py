@@ -175,6 +175,8 @@ def test_unknown_name_is_rejected() -> None:
         predictor_class("nope")
     with pytest.raises(ModelFormatError, match="unknown predictor kind None"):
         predictor_class(None)  # type: ignore[arg-type]
+    with pytest.raises(ModelFormatError, match=r"unknown predictor kind \['svr'\]"):
+        predictor_class(["svr"])  # type: ignore[arg-type]  # unhashable: no TypeError
     with pytest.raises(ModelFormatError, match="'nope'"):
         make_predictor("nope")
     text = SVRPredictor().fit(*_curves()).to_json()

@@ -120,6 +120,9 @@ def test_apply_rules_first_keep_decides_else_every_reason() -> None:
 def test_apply_rules_with_only_abstaining_rules_keeps() -> None:
     verdict = apply_rules([ConfidenceRule(0.9)], _context(0.1))
     assert verdict == Verdict(True, "no rule decided: Hyperband decides", {})
+    # An abstaining rule passes the decision on to the rules after it.
+    after = apply_rules([ConfidenceRule(0.9), ThresholdRule()], _context(0.9))
+    assert after == Verdict(False, "forecast loses to threshold", {})
 
 
 def test_default_rules_follow_the_options() -> None:
