@@ -10,6 +10,7 @@ index and with the walk make the same decisions on InMemory and SQLite storages.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from pathlib import Path
 
@@ -212,6 +213,10 @@ def test_a_pool_reads_as_one_list() -> None:
 
 
 def test_threads_sharing_an_index_get_the_walks_answers() -> None:
+    """Threads of one process share an index and update it with the trials each has read:
+    an answer may come from another thread's newer (or older) read, as a decision may from
+    another worker's, but each answer comes from one whole read, never from a torn index.
+    (The two bars of one decision may come from two reads, as two workers' reads differ.)"""
     finished = [
         optuna.trial.create_trial(value=v / 10, intermediate_values={3: v / 10, 9: v / 10})
         for v in range(40)
@@ -222,26 +227,42 @@ def test_threads_sharing_an_index_get_the_walks_answers() -> None:
     options = SwiftHyperbandPruner(max_resource=9, top_k=3)._options
     errors: list[BaseException] = []
 
+    def answers(view) -> tuple:
+        return _decisions._final_bar(view, options), _decisions._rung_bar(view, 3)
+
+    own = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={})
+    own.number = 1000
+    # What each answer may be: the walk's over one of the reads, any of them.
+    reads = {
+        answers(_views(finished[:m], TrialIndex(_bracket), own.number, RUNGS[0], 1.0)[0])
+        for m in range(1, 41)
+    }
+    assert len(reads) > 10
+
     def decide(n: int) -> None:
         try:
             for m in range(1, 41):
                 trials = finished[:m]
                 assert index.update(trials)
-                own = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={})
-                own.number = 1000 + n
                 walk, indexed = _views(trials, index, own.number, RUNGS[0], 1.0)
-                assert _decisions._final_bar(indexed, options) == _decisions._final_bar(
-                    walk, options
-                )
-                assert _decisions._rung_bar(indexed, 3) == _decisions._rung_bar(walk, 3)
+                final, rung = answers(indexed)
+                assert final in {r[0] for r in reads} and rung in {r[1] for r in reads}
+                with index._lock:  # no other thread in between: this very read's answers
+                    assert index.update(trials)
+                    assert answers(indexed) == answers(walk)
         except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=decide, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: interleave updates and queries
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert not errors, errors
 
 
