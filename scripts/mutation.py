@@ -4,15 +4,16 @@ mutmut 3 takes one test selection for every mutated file, so a mutant in the pre
 run the pruner's replays too, and one run of every target costs over an hour on two cores. This
 runs mutmut once per group below, each in its own copy of the working tree (``.mutation/<group>``,
 git-ignored) with ``[tool.mutmut]`` narrowed to the group's files and tests, then prints the
-score per module and writes every verdict and survivor to a JSON file.
+score per module and writes the counts and the survivors to a JSON file.
 
     .venv/bin/python scripts/mutation.py                  # every group, fresh copies
     .venv/bin/python scripts/mutation.py --groups predictors --keep   # resume one group
     .venv/bin/python scripts/mutation.py --report-only    # re-read the verdicts on disk
 
-``[tool.mutmut]`` in ``pyproject.toml`` stays the single-run configuration (``mutmut run`` over
-the union of the groups); its options other than ``only_mutate`` and the test selection apply
-here too. docs/mutation-survivors.md explains each survivor.
+Needs Python 3.11+ (``tomllib``). ``[tool.mutmut]`` in ``pyproject.toml`` stays the single-run
+configuration (``mutmut run`` over the union of the groups); its options other than
+``only_mutate`` and the test selection apply here too. docs/mutation-survivors.md explains
+each survivor.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 import warnings
 from types import MappingProxyType
+from typing import Any
 
 import dimod
 import numpy as np
@@ -402,3 +404,56 @@ def test_qpu_code_path_offline():
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+class _ChainRecorder(dimod.Sampler):
+    """dimod's exact solver that takes ``chain_strength`` as an embedding composite does, and
+    records what it was given."""
+
+    def __init__(self) -> None:
+        self.given: list[Any] = []
+
+    @property
+    def parameters(self) -> dict[str, list]:
+        return {"chain_strength": []}
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return {}
+
+    def sample(self, bqm, chain_strength=None, **kwargs):
+        self.given.append(chain_strength)
+        return dimod.ExactSolver().sample(bqm)
+
+
+def test_chain_strength_reaches_an_embedding_sampler_as_set_else_ten_times_the_largest_weight():
+    X, y = _sine(3, seed=5)
+    sampler = _ChainRecorder()
+    QSVR(K=2, gamma=2.0, annealer=sampler).fit(X, y)
+    Q = qubo_matrix(X, y, K=2, gamma=2.0)
+    assert sampler.given == [10.0 * math.ceil(np.max(np.abs(Q)))]
+    QSVR(K=2, gamma=2.0, annealer=sampler, chain_strength=3.5).fit(X, y)
+    assert sampler.given[-1] == 3.5
+
+
+def test_to_bqm_after_a_fit_uses_the_fitted_gamma():
+    X, y = _sine(5, seed=6)
+    model = QSVR(K=2, gamma="scale", annealer="exact").fit(X[:4] * 3.0, y[:4])
+    other = QSVR(K=2, gamma=model.gamma_).to_bqm(X, y)
+    assert model.gamma_ != QSVR()._gamma_for(X)  # the new inputs would give another gamma
+    assert model.to_bqm(X, y) == other
+
+
+def test_timings_and_combination_weights_are_kept_per_fit():
+    X, y = _sine(6, seed=7)
+    start = time.perf_counter()
+    model = QSVR(K=2, gamma=2.0, num_reads=20, n_combined=3, random_state=0).fit(X, y)
+    elapsed = time.perf_counter() - start
+    assert 0.0 < model.qubo_build_seconds_ < elapsed
+    assert 0.0 < model.anneal_seconds_ < elapsed
+    [weights] = model.combination_weights_
+    assert weights.shape == (3,) and weights.sum() == pytest.approx(1.0)
+    # The weighting the model was given is the one applied: "best" puts all on one sample.
+    best = QSVR(K=2, gamma=2.0, num_reads=20, n_combined=3, combine="best", random_state=0)
+    assert sorted(best.fit(X, y).combination_weights_[0]) == [0.0, 0.0, 1.0]
+    assert not np.array_equal(weights, best.combination_weights_[0])

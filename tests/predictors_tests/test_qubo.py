@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from optuna_qsvr.predictors._qsvr import QSVR
-from optuna_qsvr.predictors._qubo import decode_samples, precision_vector, qubo_matrix
+from optuna_qsvr.predictors._qubo import (
+    bqm_from_matrix,
+    decode_samples,
+    precision_vector,
+    qubo_matrix,
+)
 
 
 def _bqm(X, y, **params) -> dimod.BinaryQuadraticModel:
@@ -140,3 +145,11 @@ def test_build_at_the_pruners_scale_matches_the_dual_objective():
     bits = rng.integers(0, 2, size=(2, 1200))
     expected = [_dual_objective(b.tolist(), X.tolist(), y.tolist(), **params) for b in bits]
     np.testing.assert_allclose(np.einsum("si,ij,sj->s", bits, Q, bits), expected, rtol=1e-9)
+
+
+def test_the_matrix_defaults_are_qsvrs_and_a_column_of_targets_is_read_flat():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(4, 2)), rng.normal(size=4)
+    Q = qubo_matrix(X, y)
+    assert QSVR().to_bqm(X, y) == bqm_from_matrix(Q)  # K, B, k0, epsilon, xi, gamma, beta
+    np.testing.assert_array_equal(qubo_matrix(X, y[:, None]), Q)
