@@ -240,6 +240,25 @@ def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
             assert promotion["reason"].startswith(reason)
 
 
+def test_a_rescue_at_the_first_of_three_rungs_forecasts_the_next_rung(study_name) -> None:
+    """R=9, eta 3, bracket 2: rungs 1, 3 and 9. A rescue at r=1 forecasts the value at 3, the
+    rung the trial would be promoted to, not the final one (in a two-rung bracket both are 9).
+    Three finished trials of bracket 0 supply the curves; the rung-mates are at 0.50 to 0.70
+    at r=1, the trial at 0.65: ASHA stops it, the rank rescue forecasts it."""
+    pruner = _pruner(rescue="rank", alpha=0.001)
+    assert [r.budget for r in pruner.schedule.rungs(2)] == [1, 3, 9]
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for value in (0.20, 0.30, 0.40):
+        _in_bracket(study, pruner, 0)
+        _trial(study, _flat(value, 9))
+    for value in (0.50, 0.60, 0.70, 0.65):
+        _in_bracket(study, pruner, 2)
+        trial = _trial(study, {1: value})
+    promotion = _records.read_trial(trial.system_attrs).promotions[0]
+    assert (promotion["budget"], promotion["rank"], promotion["of"]) == (1, 3, 4)
+    assert promotion["reason"].endswith(" of 4 forecasts at 3"), promotion["reason"]
+
+
 @pytest.mark.parametrize(
     ("weights", "expected"),
     [((1.0, 1.0, 0.0), {3, 2}), ((1.0, 0.0), {3}), ((1.0,), {0, 1, 2, 3})],
