@@ -5,8 +5,9 @@
 #   bash benchmarks/ablation.sh            # SEEDS=10 bash benchmarks/ablation.sh for a quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benchmarks/recorded_tables.sh
 seeds=${SEEDS:-20}
-for td in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize; do
+for td in "${RECORDED_TABLES[@]}"; do
   table=${td%%:*}
   direction=${td##*:}
   .venv/bin/optuna-qsvr benchmark \

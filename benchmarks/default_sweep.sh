@@ -4,8 +4,9 @@
 #   bash benchmarks/default_sweep.sh    # docs/benchmark/sweep2-<table>-w<W>.json, printed tables
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benchmarks/recorded_tables.sh
 seeds=${SEEDS:-20}
-for td in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize; do
+for td in "${RECORDED_TABLES[@]}"; do
   table=${td%%:*}
   direction=${td##*:}
   for workers in 1 8; do

@@ -4,8 +4,9 @@
 #   bash benchmarks/rescue_sweep.sh     # docs/benchmark/sweep-<table>.json and printed tables
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benchmarks/recorded_tables.sh
 seeds=${SEEDS:-10}
-for td in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize; do
+for td in "${RECORDED_TABLES[@]}"; do
   table=${td%%:*}
   direction=${td##*:}
   .venv/bin/optuna-qsvr benchmark \

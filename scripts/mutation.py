@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "--min-score",
         type=float,
         default=90.0,
-        help="exit 1 when a package's killed share of its run mutants is below this (percent)",
+        help="exit 1 when a module's killed share of its run mutants is below this (percent)",
     )
     args = parser.parse_args(argv)
 

@@ -103,7 +103,7 @@ class TrialIndex:
                 if t.number != exclude and _curves.has_curve(t, step, target)
             ]
             # A copy: another thread's scan may append to the cached list meanwhile.
-            return _Joined(self._without(done, exclude)[:], live)
+            return _Joined(self._without(done, exclude), live)
 
     def finals(self, max_resource: int, sign: float, k: int, exclude: int) -> list[float]:
         """The ``k`` best finite values at ``max_resource`` (``sign`` applied), ascending."""
@@ -211,8 +211,9 @@ class TrialIndex:
         return self._trials[exclude] if exclude in self._finished_numbers else None
 
     def _without(self, trials: list[FrozenTrial], exclude: int) -> list[FrozenTrial]:
+        """A new list of ``trials`` but number ``exclude``."""
         if exclude not in self._finished_numbers:
-            return trials
+            return trials[:]
         return [t for t in trials if t.number != exclude]
 
     def _values_without(

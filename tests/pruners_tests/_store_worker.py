@@ -29,12 +29,12 @@ LEASE_SECONDS = 4.0
 
 def make_store(lease_seconds: float = LEASE_SECONDS, **kwargs) -> _model_store.ModelStore:
     return _model_store.ModelStore(
-        Recorder,
+        kwargs.pop("new_predictor", Recorder),
         min_train_curves=kwargs.pop("min_train_curves", 3),
         max_train_curves=kwargs.pop("max_train_curves", 100),
         refit_every=kwargs.pop("refit_every", None),
         lease_seconds=lease_seconds,
-        settings={"test": True},
+        settings=kwargs.pop("settings", {"test": True}),
         warn=kwargs.pop("warn", lambda study, key, message: None),
     )
 

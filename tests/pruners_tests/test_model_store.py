@@ -18,6 +18,7 @@ from optuna_qsvr import _records
 from optuna_qsvr.predictors import BasePredictor
 from optuna_qsvr.pruners import _model_store
 from tests.pruners_tests._helpers import LastValue, Recorder, add_complete
+from tests.pruners_tests._store_worker import make_store
 
 KEY, STEP, TARGET = "r9_t5", 5, 9
 
@@ -36,15 +37,7 @@ def _store(warnings: list | None = None, new=Recorder, **kwargs) -> _model_store
         if warnings is not None:
             warnings.append((key, message))
 
-    return _model_store.ModelStore(
-        new,
-        min_train_curves=kwargs.pop("min_train_curves", 3),
-        max_train_curves=kwargs.pop("max_train_curves", 100),
-        refit_every=kwargs.pop("refit_every", None),
-        lease_seconds=60,
-        settings={},
-        warn=warn,
-    )
+    return make_store(60, new_predictor=new, settings={}, warn=warn, **kwargs)
 
 
 def _curve(i: int) -> dict[int, float]:
