@@ -533,7 +533,10 @@ def add_worker_arguments(parser: Any) -> None:
     parser.add_argument(
         "--pruner",
         default="swift-svr",
-        choices=("swift-svr", "swift-qsvr", "hyperband", "sha", "median", "none"),
+        type=_pruner_name,
+        help="any method of `optuna-qsvr benchmark` (swift-svr, swift-qsvr, swift:NAME, "
+        "hyperband, sha, median, percentile, patient, i-epoch-K, oracle, none); "
+        "default swift-svr",
     )
     parser.add_argument("--reduction-factor", type=int, default=3)
     parser.add_argument(
@@ -557,6 +560,19 @@ def add_worker_arguments(parser: Any) -> None:
         "gives up with exit status 2 (default 300)",
     )
     parser.add_argument("--log-level", default="INFO")
+
+
+def _pruner_name(name: str) -> str:
+    """A worker runs the pruner of any benchmark method: the same name, the same pruner."""
+    import argparse
+
+    from optuna_qsvr.benchmark import BenchmarkError, check_methods
+
+    try:
+        check_methods([name])
+    except BenchmarkError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name
 
 
 def run_worker_command(args: Any) -> int:
@@ -598,6 +614,7 @@ def run_worker_command(args: Any) -> int:
         max_resource=table.max_step,
         reduction_factor=args.reduction_factor,
         annealer=args.annealer,
+        table=table,  # the oracle's final values
     )
 
     def make_study() -> optuna.study.Study:

@@ -14,8 +14,21 @@ if TYPE_CHECKING:
 # Where the recording scripts write their tables: the package's bundled tables in this checkout
 # (studies/ is not installed, so it always runs from one).
 CURVES_DIR = Path(__file__).resolve().parents[1] / "optuna_qsvr" / "benchmark" / "curves"
-# The benchmark's methods that need no recorded table: a live study has no final values.
-PRUNERS = ("swift-svr", "swift-qsvr", "hyperband", "sha", "median", "none")
+# The benchmark's methods but the oracle, which needs a recorded table's final values.
+NO_LIVE_PRUNER = ("oracle",)
+
+
+def pruner_name(name: str) -> str:
+    """Any method name of ``optuna-qsvr benchmark`` a live study can run (not the oracle)."""
+    from optuna_qsvr.benchmark import BenchmarkError, check_methods
+
+    if name in NO_LIVE_PRUNER:
+        raise argparse.ArgumentTypeError("the oracle needs a recorded table's final values")
+    try:
+        check_methods([name])
+    except BenchmarkError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -57,7 +70,12 @@ def build_parser(name: str, description: str, default_epochs: int) -> argparse.A
     parser.add_argument("--grace-period", type=int, default=None, help="default 4 heartbeats")
     parser.add_argument("--epochs", type=int, default=default_epochs, help="max epochs per trial")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
-    parser.add_argument("--pruner", choices=PRUNERS, default="swift-svr")
+    parser.add_argument(
+        "--pruner",
+        type=pruner_name,
+        default="swift-svr",
+        help="any method of `optuna-qsvr benchmark` but oracle (default swift-svr)",
+    )
     parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="torch device (default: cuda if seen)")

@@ -194,6 +194,24 @@ def test_eight_workers_one_study(kind, curves, tmp_path) -> None:
     assert "stored predictor rejected" in logs
 
 
+def test_workers_run_any_benchmark_method_and_refuse_unknown_ones(curves, tmp_path) -> None:
+    """``--pruner`` takes the benchmark's method names: the same name, the same pruner."""
+    url, name = _url("sqlite", tmp_path), f"methods-{uuid.uuid4().hex[:6]}"
+    procs = [
+        _worker(curves, url, name, 30, "--seed", str(i), "--pruner", "percentile") for i in (0, 1)
+    ]
+    results = _wait(procs, timeout=300)
+    assert [code for code, _ in results] == [0, 0], results
+    trials = optuna.load_study(storage=url, study_name=name).trials
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    # Optuna's PercentilePruner decided: trials were pruned, and none carries a Swift record.
+    assert any(t.state == TrialState.PRUNED for t in trials)
+    assert not any("swift:bracket" in t.user_attrs for t in trials)
+    [(code, text)] = _wait([_worker(curves, url, name, 30, "--pruner", "swift:nope")], 60)
+    assert code == 2
+    assert "unknown method(s) 'swift:nope'" in text and "Traceback" not in text
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_killed_worker_is_failed_and_replaced(kind, curves, tmp_path) -> None:
     url, name, budget = _url(kind, tmp_path), f"kill-{uuid.uuid4().hex[:6]}", 40

@@ -297,3 +297,18 @@ def test_help_says_data_is_generated_offline(capsys: pytest.CaptureFixture[str])
     out = " ".join(capsys.readouterr().out.split())
     assert "generated offline" in out
     assert "--data-dir" in out
+
+
+def test_studies_take_the_benchmark_method_names_but_the_oracle(capsys) -> None:
+    from optuna_qsvr import SwiftHyperbandPruner
+    from optuna_qsvr.benchmark import make_pruner
+
+    parser = build_parser("babi17", "", babi17.DEFAULT_EPOCHS)
+    name = parser.parse_args(["--pruner", "swift:p33"]).pruner
+    pruner = make_pruner(name, max_resource=9)
+    assert isinstance(pruner, SwiftHyperbandPruner) and pruner._options.mode == "paper"
+    assert parser.parse_args(["--pruner", "i-epoch-3"]).pruner == "i-epoch-3"
+    for bad, says in (("oracle", "recorded table"), ("swift:nope", "'swift:nope'")):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(["--pruner", bad])
+        assert exit_info.value.code == 2 and says in capsys.readouterr().err
