@@ -225,10 +225,11 @@ def chance_record(
     get_predictor: GetPredictor,
     warn: Callable[[str, str], None],
 ) -> dict[str, Any] | None:
-    """The forecast mode's early decision at decision point ``point``: a record when the
-    trial is pruned (its calibrated chance to beat the ``top_k``-th best final value, or
-    the rung's promotion bar, is below ``alpha``) or when the forecast failed; ``None`` when
-    it trains on."""
+    """The forecast mode's early decision at decision point ``point``: ``pruned`` when the
+    trial's calibrated chance to beat the ``top_k``-th best final value, or the rung's
+    promotion bar, is below ``alpha``; ``no-forecast`` when the forecast failed; ``kept``
+    with the last forecast made (the rung's bar when it has a model) when it trains on;
+    ``None`` when no target has a model yet (Hyperband decides)."""
     rung, sign, trial = view.rung, view.sign, view.trial
     try:
         own = _curves.curve(trial, point, sign)
@@ -240,6 +241,7 @@ def chance_record(
     targets = [(options.max_resource, *_final_bar(view, options))]
     if not rung.is_last:
         targets.append((rung.budget, *_rung_bar(view, options.reduction_factor)))
+    kept = None
     for target, bar, basis in targets:
         if bar is None or not math.isfinite(bar):
             continue
@@ -266,16 +268,18 @@ def chance_record(
             p_beat=p_beat,
         )
         verdict = _rules.apply_rules(options.rules, context)
+        record |= {
+            **verdict.extra,
+            "forecast": sign * forecast,
+            "threshold": sign * bar,
+            "threshold_basis": basis,
+            "decision": "kept" if verdict.keep else "pruned",
+            "reason": verdict.reason,
+        }
         if not verdict.keep:
-            return record | {
-                **verdict.extra,
-                "forecast": sign * forecast,
-                "threshold": sign * bar,
-                "threshold_basis": basis,
-                "decision": "pruned",
-                "reason": verdict.reason,
-            }
-    return None
+            return record
+        kept = record
+    return kept
 
 
 def _chance_base(view: RungView, point: int, target: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -81,19 +82,24 @@ class ModelStore:
         self._warn = warn
         self._owner = uuid.uuid4().hex
         self._class: type[BasePredictor] | None = None
-        # Keyed by storage object and study id, never by study name: a study deleted and
-        # recreated under the same name is another study.
-        self._models: dict[tuple[int, int, str], _Cached] = {}
+        # Keyed by storage object (weakly: an id() can be reused once a storage is freed),
+        # then by study id and key, never by study name: a study deleted and recreated under
+        # the same name is another study.
+        self._models: weakref.WeakKeyDictionary[Any, dict[tuple[int, str], _Cached]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy or a pickled pruner starts with empty caches and its own lock and owner id.
         state = self.__dict__.copy()
-        state.update(_models={}, _lock=None, _owner=None)
+        state.update(_lock=None, _owner=None)
+        del state["_models"]  # a weak dictionary does not pickle
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._models = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._owner = uuid.uuid4().hex
 
@@ -117,8 +123,10 @@ class ModelStore:
 
         Returns the predictor, or ``None`` and the reason there is none yet.
         """
-        cache_key = (id(study._storage), study._study_id, key)
-        cached = self._models.get(cache_key)
+        with self._lock:
+            models = self._models.setdefault(study._storage, {})
+        cache_key = (study._study_id, key)
+        cached = models.get(cache_key)
         if cached is not None and not self._wants_refit(cached.header, len(pool)):
             return cached.model, ""
         storage, study_id = study._storage, study._study_id
@@ -141,7 +149,7 @@ class ModelStore:
                     self._warn(study, key, f"stored predictor rejected, refitting: {err}")
                 else:
                     with self._lock:
-                        self._models[cache_key] = _Cached(model, header)
+                        models[cache_key] = _Cached(model, header)
                     if not self._wants_refit(header, len(pool)):
                         return model, ""
         if len(pool) < self._min_train_curves:
@@ -150,8 +158,12 @@ class ModelStore:
         if not try_claim(storage, study_id, lease, self._owner, self._lease_seconds):
             state = claim_state(storage.get_study_system_attrs(study_id), lease) or {}
             if state.get("failed"):
-                return self._stale_or_none(cache_key, f"predictor fit failed: {state['failed']}")
-            return self._stale_or_none(cache_key, "predictor being fitted by another worker")
+                return self._stale_or_none(
+                    models.get(cache_key), f"predictor fit failed: {state['failed']}"
+                )
+            return self._stale_or_none(
+                models.get(cache_key), "predictor being fitted by another worker"
+            )
         # The lease may be free because another worker has just published this version
         # after our read: read again before paying for a fit.
         if _records.next_model_version(storage.get_study_system_attrs(study_id), key) > version:
@@ -172,10 +184,10 @@ class ModelStore:
                 reason=reason,
             )
             self._warn(study, key, f"predictor fit failed, ASHA decides: {reason}")
-            return self._stale_or_none(cache_key, f"predictor fit failed: {reason}")
+            return self._stale_or_none(models.get(cache_key), f"predictor fit failed: {reason}")
         end_claim(storage, study_id, lease, self._owner)
         with self._lock:
-            self._models[cache_key] = _Cached(model, header)
+            models[cache_key] = _Cached(model, header)
         return model, ""
 
     def _fit_and_publish(
@@ -239,10 +251,8 @@ class ModelStore:
         assert self._class is not None
         return self._class.from_json(text)
 
-    def _stale_or_none(
-        self, cache_key: tuple[int, int, str], why: str
-    ) -> tuple[BasePredictor | None, str]:
-        cached = self._models.get(cache_key)
+    @staticmethod
+    def _stale_or_none(cached: _Cached | None, why: str) -> tuple[BasePredictor | None, str]:
         return (cached.model, "") if cached is not None else (None, why)
 
     def _wants_refit(self, header: dict[str, Any], n_pool: int) -> bool:

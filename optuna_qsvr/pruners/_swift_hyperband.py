@@ -6,6 +6,7 @@ import copy
 import logging
 import threading
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -199,11 +200,17 @@ class SwiftHyperbandPruner(BasePruner):
         )
         # Process-local caches: a trial's bracket (a pure function of study name and number)
         # and the names of its records, read once per trial and kept as they are written.
+        # Keyed by the storage object, weakly: an id() could be reused by another storage
+        # once the first is freed, and a dead storage's entries go with it.
         self._brackets: dict[tuple[str, int], int] = {}
-        self._done: dict[tuple[int, int], set[str]] = {}
+        self._done: weakref.WeakKeyDictionary[Any, dict[int, set[str]]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._warned: set[tuple[int, str]] = set()
         # Per study: its trials with what decisions derive from the finished ones.
-        self._indexes: dict[tuple[int, int], TrialIndex] = {}
+        self._indexes: weakref.WeakKeyDictionary[Any, dict[int, TrialIndex]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     @property
@@ -284,12 +291,14 @@ class SwiftHyperbandPruner(BasePruner):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_brackets={}, _done={}, _warned=set(), _indexes={})
+        state.update(_brackets={}, _warned=set())
+        del state["_done"], state["_indexes"]  # weak dictionaries do not pickle
         del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._done, self._indexes = weakref.WeakKeyDictionary(), weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------
@@ -298,16 +307,20 @@ class SwiftHyperbandPruner(BasePruner):
     ) -> set[str]:
         """Names of the records this trial already has. Optuna hands pruners lazy system
         attributes (a storage read per access), so they are read once per trial."""
-        key = (id(study._storage), trial._trial_id)
-        done = self._done.get(key)
+        done = self._done_of(study).get(trial._trial_id)
         if done is None:
             records = _records.read_trial(trial.system_attrs)
             for name, problem in records.malformed.items():
                 self._warn_once(study, name, f"malformed record skipped: {problem}")
-            done = self._done[key] = records.names
+            done = self._done_of(study)[trial._trial_id] = records.names
             if _records.BRACKET_ATTR not in trial.user_attrs:
                 study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, bracket)
         return done
+
+    def _done_of(self, study: optuna.study.Study) -> dict[int, set[str]]:
+        """The record names of the trials of ``study``'s storage, by trial id."""
+        with self._lock:
+            return self._done.setdefault(study._storage, {})
 
     def _promotion_decision(
         self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, rung: Rung
@@ -337,7 +350,7 @@ class SwiftHyperbandPruner(BasePruner):
             view, eta, rescue, stopped_rank_last=self._options.mode == "forecast"
         )
         name = _records.write_promotion(study._storage, trial._trial_id, record)
-        self._done[(id(study._storage), trial._trial_id)].add(name)
+        self._done_of(study)[trial._trial_id].add(name)
         return record["decision"] == "stopped"
 
     def _forecast_decision(
@@ -365,7 +378,15 @@ class SwiftHyperbandPruner(BasePruner):
             self._predictor(study, view.sign),
             warn=lambda key, message: self._warn_once(study, key, message),
         )
-        return record is not None and self._record(study, trial, record)
+        if record is None:
+            return False
+        if record["decision"] == "kept":
+            # One kept record per rung, its first forecast: the dashboard checks it against
+            # the value the trial then reaches; a prune later in the rung replaces it.
+            if _records.decision_attr(rung.index) not in self._done_of(study)[trial._trial_id]:
+                self._record(study, trial, record)
+            return False
+        return self._record(study, trial, record)
 
     def _predictor(self, study: optuna.study.Study, sign: float) -> _decisions.GetPredictor:
         def get(pool: list[optuna.trial.FrozenTrial], step: int, target: int) -> Any:
@@ -379,12 +400,12 @@ class SwiftHyperbandPruner(BasePruner):
     ) -> _decisions.RungView:
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-        key = (id(study._storage), study._study_id)
         with self._lock:
-            index = self._indexes.get(key)
+            indexes = self._indexes.setdefault(study._storage, {})
+            index = indexes.get(study._study_id)
             if index is None:
                 name = study.study_name
-                index = self._indexes[key] = TrialIndex(lambda n: self.bracket_of(name, n))
+                index = indexes[study._study_id] = TrialIndex(lambda n: self.bracket_of(name, n))
         if index.update(trials):
             return _decisions.RungView(trial=trial, rung=rung, sign=sign, index=index)
         others = [t for t in trials if t.number != trial.number]
@@ -402,7 +423,7 @@ class SwiftHyperbandPruner(BasePruner):
         self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, record: dict[str, Any]
     ) -> bool:
         name = _records.write_decision(study._storage, trial._trial_id, record)
-        self._done[(id(study._storage), trial._trial_id)].add(name)
+        self._done_of(study)[trial._trial_id].add(name)
         return record["decision"] == "pruned"
 
     def _new_predictor(self) -> BasePredictor:

@@ -703,6 +703,15 @@ def test_chance_record_tries_each_bar_with_the_trials_params_or_says_why_not() -
         assert (pruned["threshold"], pruned["threshold_basis"]) == (bar, "top 1/3 at 3")
         assert pruned["forecast"] == 0.9 and pruned["key"] == _records.predictor_key(3, 2)
         assert spy.calls and all(params == [{"lr": 0.1}] for _, params in spy.calls)
+    # A trial likely to beat both bars trains on, recorded with its last forecast (the
+    # rung's bar, checked against the value it reaches at 3); no model, no record.
+    final, at_3 = NormalSpy(forecast=0.05, sigma=0.01), NormalSpy(forecast=0.07, sigma=0.01)
+    kept = record(finished, {27: final, 3: at_3})
+    assert kept is not None and kept["decision"] == "kept", kept
+    assert final.calls and at_3.calls  # both bars asked, neither prunes
+    assert kept["key"] == _records.predictor_key(3, 2) and kept["forecast"] == 0.07
+    assert (kept["threshold"], kept["threshold_basis"]) == (0.3, "top 1/3 at 3")
+    assert record(finished, {}) is None
     # A curve with nothing to read: no forecast, the record says why.
     blank = _trial({1: math.nan, 2: math.nan}, number=9, state=TrialState.RUNNING)
     unread = record(running, {27: spy, 3: spy}, trial=blank)

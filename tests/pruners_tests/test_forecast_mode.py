@@ -15,6 +15,7 @@ from optuna_qsvr import SVRPredictor, SwiftHyperbandPruner, _records
 from optuna_qsvr.predictors import BasePredictor, ModelFormatError
 from optuna_qsvr.pruners import ChanceRule, DecisionContext, RescueRule, Schedule
 from optuna_qsvr.pruners._decisions import checkpoint_due
+from optuna_qsvr.report import forecast_pairs, trial_records
 from tests.pruners_tests._helpers import ask_in_bracket as _in_bracket
 from tests.pruners_tests._helpers import flat as _flat
 from tests.pruners_tests._helpers import run_curve as _trial
@@ -124,9 +125,24 @@ def test_early_stop_on_the_final_value_is_calibrated_and_recorded(study_name) ->
     assert record["threshold"] == pytest.approx(0.10)
     assert record["p_beat"] == pytest.approx(0.5 * math.erfc(6 / math.sqrt(2)), rel=1e-6)
     assert record["reason"].startswith("P(beats threshold) 0.000 < 0.1")
-    # A curve within reach of the best (forecast 0.12, P(beat 0.10) = Phi(-0.4) = 0.34) runs.
+    # A curve within reach of the best (forecast 0.12, P(beat 0.10) = Phi(-0.4) = 0.34) runs,
+    # recorded once, at its first decision point: the report checks that forecast against the
+    # value the trial reached.
     _in_bracket(study, pruner, 0)
-    assert _trial(study, _flat(0.12, 9)).state == TrialState.COMPLETE
+    good = _trial(study, _flat(0.12, 9))
+    assert good.state == TrialState.COMPLETE
+    (kept,) = _records.decisions(good.system_attrs).values()
+    assert (kept["decision"], kept["step"], kept["key"]) == ("kept", 1, "r9_t1")
+    assert kept["forecast"] == pytest.approx(0.12) and kept["threshold"] == pytest.approx(0.10)
+    assert kept["p_beat"] == pytest.approx(0.5 * math.erfc(0.4 / math.sqrt(2)), rel=1e-6)
+    [pair] = [
+        p for p in forecast_pairs(trial_records(study))["r9_t1"] if p["number"] == good.number
+    ]
+    assert (pair["decision"], pair["forecast"], pair["observed"]) == (
+        "kept",
+        kept["forecast"],
+        0.12,
+    )
 
 
 def test_alpha_sets_how_much_chance_is_enough(study_name) -> None:

@@ -472,7 +472,7 @@ def test_a_cached_model_serves_while_another_worker_refits() -> None:
     # A fresh worker loads version 1 from the storage and serves it meanwhile too.
     fresh = _store_with({}, [], refit_every=2)
     assert fresh.get(study, "r9_t5", pool, 5, 9, 1.0) == (
-        fresh._models[(id(study._storage), study._study_id, "r9_t5")].model,
+        fresh._models[study._storage][(study._study_id, "r9_t5")].model,
         "",
     )
 

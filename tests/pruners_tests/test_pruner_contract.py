@@ -7,6 +7,7 @@ curves grow. Each test was written for a planted bug that the rest of the suite 
 
 from __future__ import annotations
 
+import gc
 import logging
 import warnings
 
@@ -132,12 +133,36 @@ def test_one_trial_index_per_study_kept_between_calls() -> None:
     first = optuna.create_study(study_name="first", storage=storage, pruner=pruner)
     second = optuna.create_study(study_name="second", storage=storage, pruner=pruner)
     run_curve(first, flat(0.5, 9))
-    [index] = pruner._indexes.values()
+    [index] = pruner._indexes[storage].values()
     for value in (0.4, 0.6):
         run_curve(first, flat(value, 9))
-    assert list(pruner._indexes.values()) == [index]  # the same object, updated in place
+    # The same object, updated in place.
+    assert list(pruner._indexes[storage].values()) == [index]
     run_curve(second, flat(0.5, 9))
-    assert len(pruner._indexes) == 2
+    assert len(pruner._indexes[storage]) == 2
+
+
+def test_a_new_storage_never_inherits_a_freed_ones_decisions() -> None:
+    """The caches follow the storage object: a storage created after another was freed may
+    take its id(), and its trials (ids 0, 1, ...) must not look already decided."""
+    pruner = SwiftHyperbandPruner(max_resource=9, min_train_curves=3)
+    values = [0.9, 0.8, 0.7, 0.2, 0.3, 0.1, 0.5, 0.6, 0.4]
+
+    def run() -> tuple[list, list]:
+        study = optuna.create_study(
+            study_name="reused", storage=optuna.storages.InMemoryStorage(), pruner=pruner
+        )
+        trials = [run_curve(study, flat(v, 9)) for v in values]
+        assert len(pruner._indexes) == len(pruner._done) == len(pruner._store._models) == 1
+        return [(t.state, t.last_step) for t in trials], [
+            _records.read_trial(t.system_attrs).names for t in trials
+        ]
+
+    first = run()
+    gc.collect()  # the first study and its storage are gone, and their caches with them
+    assert len(pruner._indexes) == len(pruner._done) == len(pruner._store._models) == 0
+    assert run() == first
+    assert any(state == TrialState.PRUNED for state, _ in first[0])
 
 
 def test_rung_mates_stopped_early_rank_last_in_the_forecast_mode_at_their_forecast_in_paper() -> (
