@@ -7,19 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benchmarks/recorded_tables.sh
 seeds=${SEEDS:-20}
-for td in "${RECORDED_TABLES[@]}"; do
-  table=${td%%:*}
-  direction=${td##*:}
-  .venv/bin/optuna-qsvr benchmark \
-    --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" --direction "$direction" \
-    --seeds "$seeds" --workers 1 --no-progress \
-    --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets \
-    --swift-set 'no-points={"alpha": 1e-9}' \
-    --swift-set 'no-final={"top_k": 1000000}' \
-    --swift-set 'no-rescue={"rescue": false}' \
-    --swift-set 'rank-rescue={"rescue": "rank"}' \
-    --swift-set 'uncalibrated={"alpha": 0.49}' \
-    --swift-set 'params={"features": ["curve", "params"]}' \
-    --swift-set 'hyperband-brackets={"bracket_weights": [1]}' \
-    --json "docs/benchmark/ablation-$table.json"
-done
+bench_recorded "docs/benchmark/ablation-%s.json" \
+  --seeds "$seeds" --workers 1 \
+  --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets \
+  --swift-set 'no-points={"alpha": 1e-9}' \
+  --swift-set 'no-final={"top_k": 1000000}' \
+  --swift-set 'no-rescue={"rescue": false}' \
+  --swift-set 'rank-rescue={"rescue": "rank"}' \
+  --swift-set 'uncalibrated={"alpha": 0.49}' \
+  --swift-set 'params={"features": ["curve", "params"]}' \
+  --swift-set 'hyperband-brackets={"bracket_weights": [1]}'

@@ -72,20 +72,39 @@ def _measure(
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(storage=url, study_name=name, pruner=_pruner(kind))
+    # A call that reads the study's trials is a decision (both pruners read them through
+    # get_all_trials only when they compare the trial with others); the rest return at once.
+    storage, reads = study._storage, [0]
+    read_all = storage.get_all_trials
+
+    def counted(*args, **kwargs):
+        reads[0] += 1
+        return read_all(*args, **kwargs)
+
+    storage.get_all_trials = counted
     first: list[float] = []
-    times: list[float] = []
+    times: list[tuple[float, bool]] = []
+    per_trial: list[float] = []
     for i in range(warmup + n_trials):
         trial = study.ask()
-        pruned = False
+        pruned, spent = False, 0.0
         for step, v in enumerate(_curve(offset + i), start=1):
             trial.report(v, step)
+            before = reads[0]
             start = time.perf_counter()
             pruned = step < R and trial.should_prune()
-            (first if i < warmup else times).append(time.perf_counter() - start)
+            took = time.perf_counter() - start
+            if i < warmup:
+                first.append(took)
+            else:
+                times.append((took, reads[0] > before))
+                spent += took
             if pruned:
                 break
+        if i >= warmup:
+            per_trial.append(spent)
         study.tell(trial, None if pruned else v, state=TrialState.PRUNED if pruned else None)
-    out.put((first, times))
+    out.put((first, times, per_trial))
 
 
 def overhead(
@@ -104,8 +123,10 @@ def overhead(
     parts = [queue.get() for _ in procs]
     for p in procs:
         p.join()
-    first = [t for f, _ in parts for t in f]
-    times = [t for _, ts in parts for t in ts]
+    first = [t for f, _, _ in parts for t in f]
+    times = [t for _, ts, _ in parts for t, _ in ts]
+    decisions = [t for _, ts, _ in parts for t, read in ts if read]
+    per_trial = [t for _, _, pt in parts for t in pt]
     return {
         "pruner": kind,
         "trials_in_study": size,
@@ -114,9 +135,17 @@ def overhead(
         "mean_ms": 1e3 * statistics.mean(times),
         "median_ms": 1e3 * statistics.median(times),
         "p95_ms": 1e3 * sorted(times)[int(0.95 * len(times))],
+        "decisions": len(decisions),
+        "decision_mean_ms": 1e3 * statistics.mean(decisions) if decisions else None,
+        "trials": len(per_trial),
+        "per_trial_ms": 1e3 * statistics.mean(per_trial),
         "warmup_calls": len(first),
         "warmup_mean_ms": 1e3 * statistics.mean(first) if first else None,
     }
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def throughput(url: str, curves: str, workers: int, budget: int) -> dict:
@@ -191,10 +220,11 @@ def main() -> None:
             tput.append(row)
             print(json.dumps(row), flush=True)
     print(
-        "\n| storage | trials in study | workers | Hyperband mean / median ms | "
-        "Swift mean / median ms | mean ratio | warm-up: Hyperband / Swift mean ms |"
+        "\n| storage | trials in study | workers | per call ms: Hyperband / Swift | "
+        "per decision ms: Hyperband / Swift | decisions per trial: Hyperband / Swift | "
+        "per trial ms: Hyperband / Swift | warm-up per call ms: Hyperband / Swift |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for i in range(0, len(rows), 2):
         hb, sw = rows[i], rows[i + 1]
         warm = (
@@ -204,9 +234,10 @@ def main() -> None:
         )
         print(
             f"| {hb['storage']} | {hb['trials_in_study']:,} | {hb['workers']} | "
-            f"{hb['mean_ms']:.1f} / {hb['median_ms']:.1f} | "
-            f"{sw['mean_ms']:.1f} / {sw['median_ms']:.1f} | "
-            f"{sw['mean_ms'] / hb['mean_ms']:.2f} | {warm} |"
+            f"{hb['mean_ms']:.1f} / {sw['mean_ms']:.1f} | "
+            f"{_ms(hb['decision_mean_ms'])} / {_ms(sw['decision_mean_ms'])} | "
+            f"{hb['decisions'] / hb['trials']:.1f} / {sw['decisions'] / sw['trials']:.1f} | "
+            f"{hb['per_trial_ms']:.0f} / {sw['per_trial_ms']:.0f} | {warm} |"
         )
     print("\n| storage | workers | trials/s |")
     print("|---|---|---|")

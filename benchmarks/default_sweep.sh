@@ -6,27 +6,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benchmarks/recorded_tables.sh
 seeds=${SEEDS:-20}
-for td in "${RECORDED_TABLES[@]}"; do
-  table=${td%%:*}
-  direction=${td##*:}
-  for workers in 1 8; do
-    .venv/bin/optuna-qsvr benchmark \
-      --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" --direction "$direction" \
-      --seeds "$seeds" --workers "$workers" --processes 2 --no-progress \
-      --methods hyperband,median,swift-svr,swift:a15,swift:a05,swift:c13,swift:c2,swift:m6,swift:m15,swift:r25,swift:r35,swift:k2,swift:b-half,swift:b-three,swift:g12,swift:g2 \
-      --swift-set 'a15={"alpha": 0.15}' \
-      --swift-set 'a05={"alpha": 0.05}' \
-      --swift-set 'c13={"checkpoint_ratio": 1.3}' \
-      --swift-set 'c2={"checkpoint_ratio": 2.0}' \
-      --swift-set 'm6={"min_train_curves": 6}' \
-      --swift-set 'm15={"min_train_curves": 15}' \
-      --swift-set 'r25={"rescue_alpha": 0.25}' \
-      --swift-set 'r35={"rescue_alpha": 0.35}' \
-      --swift-set 'k2={"top_k": 2}' \
-      --swift-set 'b-half={"bracket_weights": [1, 0.5, 0]}' \
-      --swift-set 'b-three={"bracket_weights": [1, 1, 0.5]}' \
-      --swift-set 'g12={"refit_growth": 1.2}' \
-      --swift-set 'g2={"refit_growth": 2.0}' \
-      --json "docs/benchmark/sweep2-$table-w$workers.json"
-  done
+for workers in 1 8; do
+  bench_recorded "docs/benchmark/sweep2-%s-w$workers.json" \
+    --seeds "$seeds" --workers "$workers" --processes 2 \
+    --methods hyperband,median,swift-svr,swift:a15,swift:a05,swift:c13,swift:c2,swift:m6,swift:m15,swift:r25,swift:r35,swift:k2,swift:b-half,swift:b-three,swift:g12,swift:g2 \
+    --swift-set 'a15={"alpha": 0.15}' \
+    --swift-set 'a05={"alpha": 0.05}' \
+    --swift-set 'c13={"checkpoint_ratio": 1.3}' \
+    --swift-set 'c2={"checkpoint_ratio": 2.0}' \
+    --swift-set 'm6={"min_train_curves": 6}' \
+    --swift-set 'm15={"min_train_curves": 15}' \
+    --swift-set 'r25={"rescue_alpha": 0.25}' \
+    --swift-set 'r35={"rescue_alpha": 0.35}' \
+    --swift-set 'k2={"top_k": 2}' \
+    --swift-set 'b-half={"bracket_weights": [1, 0.5, 0]}' \
+    --swift-set 'b-three={"bracket_weights": [1, 1, 0.5]}' \
+    --swift-set 'g12={"refit_growth": 1.2}' \
+    --swift-set 'g2={"refit_growth": 2.0}'
 done

@@ -1,3 +1,16 @@
 # The curve tables defaults may be tuned on, with their directions (table:direction); the
 # held-out tables (resnet_mnist, transformer_sort) are never listed here. Sourced by the sweeps.
 RECORDED_TABLES=(cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize)
+
+# `optuna-qsvr benchmark` on every recorded table: the first argument is the JSON output path as
+# a printf pattern whose %s is the table's name, the others go to the command as they are.
+bench_recorded() {
+  local out=$1 td table
+  shift
+  for td in "${RECORDED_TABLES[@]}"; do
+    table=${td%%:*}
+    # shellcheck disable=SC2059  # the pattern is the caller's
+    .venv/bin/optuna-qsvr benchmark --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" \
+      --direction "${td##*:}" --no-progress --json "$(printf "$out" "$table")" "$@"
+  done
+}

@@ -6,22 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benchmarks/recorded_tables.sh
 seeds=${SEEDS:-10}
-for td in "${RECORDED_TABLES[@]}"; do
-  table=${td%%:*}
-  direction=${td##*:}
-  .venv/bin/optuna-qsvr benchmark \
-    --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" --direction "$direction" \
-    --seeds "$seeds" --workers 1 --no-progress \
-    --methods hyperband,median,swift:rank,swift:r10,swift:r20,swift:r30,swift:r40,swift:r30a15,swift:r30a20,swift:sha-r20,swift:sha-r30,swift:sha-r40 \
-    --swift-set 'rank={"rescue": "rank"}' \
-    --swift-set 'r10={"rescue_alpha": 0.1}' \
-    --swift-set 'r20={"rescue_alpha": 0.2}' \
-    --swift-set 'r30={"rescue_alpha": 0.3}' \
-    --swift-set 'r40={"rescue_alpha": 0.4}' \
-    --swift-set 'r30a15={"rescue_alpha": 0.3, "alpha": 0.15}' \
-    --swift-set 'r30a20={"rescue_alpha": 0.3, "alpha": 0.2}' \
-    --swift-set 'sha-r20={"rescue_alpha": 0.2, "bracket_weights": [1, 0]}' \
-    --swift-set 'sha-r30={"rescue_alpha": 0.3, "bracket_weights": [1, 0]}' \
-    --swift-set 'sha-r40={"rescue_alpha": 0.4, "bracket_weights": [1, 0]}' \
-    --json "docs/benchmark/sweep-$table.json"
-done
+bench_recorded "docs/benchmark/sweep-%s.json" \
+  --seeds "$seeds" --workers 1 \
+  --methods hyperband,median,swift:rank,swift:r10,swift:r20,swift:r30,swift:r40,swift:r30a15,swift:r30a20,swift:sha-r20,swift:sha-r30,swift:sha-r40 \
+  --swift-set 'rank={"rescue": "rank"}' \
+  --swift-set 'r10={"rescue_alpha": 0.1}' \
+  --swift-set 'r20={"rescue_alpha": 0.2}' \
+  --swift-set 'r30={"rescue_alpha": 0.3}' \
+  --swift-set 'r40={"rescue_alpha": 0.4}' \
+  --swift-set 'r30a15={"rescue_alpha": 0.3, "alpha": 0.15}' \
+  --swift-set 'r30a20={"rescue_alpha": 0.3, "alpha": 0.2}' \
+  --swift-set 'sha-r20={"rescue_alpha": 0.2, "bracket_weights": [1, 0]}' \
+  --swift-set 'sha-r30={"rescue_alpha": 0.3, "bracket_weights": [1, 0]}' \
+  --swift-set 'sha-r40={"rescue_alpha": 0.4, "bracket_weights": [1, 0]}'
