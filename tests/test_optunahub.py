@@ -167,10 +167,14 @@ def test_example_runs_as_a_script(package: str, name: str, tag: str, tmp_path: P
     best = float(re.search(r"best accuracy ([\d.]+)", done.stdout).group(1))
     assert best > 0.8  # a linear classifier of the digits, far above chance (0.1)
     if package.startswith("pruners/"):
-        # It prints the record of every pruned trial.
-        assert len(re.findall(r"^trial \d+: (?:pruned|stopped) at \d+", done.stdout, re.M)) == (
-            pruned
+        # It prints the records of every pruned trial: the forecasts it was kept on, then the
+        # decision that stopped it.
+        stops = re.findall(
+            r"^trial \d+: (?:kept at [^;\n]*; )*(?:pruned|stopped) at \d+[^;\n]*$",
+            done.stdout,
+            re.M,
         )
+        assert len(stops) == pruned
     assert list(tmp_path.iterdir()) == []  # in-memory: nothing written where it ran
 
 

@@ -58,7 +58,8 @@ pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED
 print(f"pruned {len(pruned)} of {len(study.trials)} trials")
 print(f"best accuracy {study.best_value:.3f} with {study.best_params}")
 # Every decision is recorded on its trial; the user attributes hold one line of text each:
-# "swift:rung0" for a decision on a forecast, "swift:rung0:promotion" for a stop at a rung's end.
+# "swift:rung0" for a decision on a forecast (a prune, or a kept trial's first forecast in the
+# rung), "swift:rung0:promotion" for a stop at a rung's end.
 for trial in pruned:
     lines = [v for k, v in trial.user_attrs.items() if k.startswith("swift:rung")]
     print(f"trial {trial.number}: {'; '.join(lines)}")
