@@ -563,16 +563,10 @@ def add_worker_arguments(parser: Any) -> None:
 
 
 def _pruner_name(name: str) -> str:
-    """A worker runs the pruner of any benchmark method: the same name, the same pruner."""
-    import argparse
+    # The benchmark package is imported when a worker parses its arguments, not with this module.
+    from optuna_qsvr.benchmark import method_argument
 
-    from optuna_qsvr.benchmark import BenchmarkError, check_methods
-
-    try:
-        check_methods([name])
-    except BenchmarkError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return name
+    return method_argument(name)
 
 
 def run_worker_command(args: Any) -> int:

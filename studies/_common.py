@@ -20,15 +20,11 @@ NO_LIVE_PRUNER = ("oracle",)
 
 def pruner_name(name: str) -> str:
     """Any method name of ``optuna-qsvr benchmark`` a live study can run (not the oracle)."""
-    from optuna_qsvr.benchmark import BenchmarkError, check_methods
+    from optuna_qsvr.benchmark import method_argument
 
     if name in NO_LIVE_PRUNER:
         raise argparse.ArgumentTypeError("the oracle needs a recorded table's final values")
-    try:
-        check_methods([name])
-    except BenchmarkError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return name
+    return method_argument(name)
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:

@@ -55,6 +55,7 @@ from optuna_qsvr.benchmark._methods import (
     OraclePruner,
     check_methods,
     make_pruner,
+    method_argument,
     method_names,
 )
 from optuna_qsvr.benchmark._plots import (
@@ -130,6 +131,7 @@ __all__ = [
     "make_pruner",
     "make_sampler",
     "median_trajectory",
+    "method_argument",
     "method_figures",
     "method_names",
     "pareto_axes",

@@ -136,6 +136,18 @@ def method_names(option_sets: Mapping[str, Mapping[str, Any]] | None = None) -> 
     return [*METHODS, *(SWIFT_PREFIX + n for n in {**OPTION_SETS, **(option_sets or {})})]
 
 
+def method_argument(name: str) -> str:
+    """``argparse`` type of a ``--pruner`` option: ``name`` if :func:`check_methods` accepts
+    it, else an ``ArgumentTypeError`` with its message (one line, exit status 2)."""
+    import argparse
+
+    try:
+        check_methods([name])
+    except BenchmarkError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name
+
+
 def check_methods(
     methods: Sequence[str], option_sets: Mapping[str, Mapping[str, Any]] | None = None
 ) -> None:

@@ -307,12 +307,13 @@ class SwiftHyperbandPruner(BasePruner):
     ) -> set[str]:
         """Names of the records this trial already has. Optuna hands pruners lazy system
         attributes (a storage read per access), so they are read once per trial."""
-        done = self._done_of(study).get(trial._trial_id)
+        by_trial = self._done_of(study)
+        done = by_trial.get(trial._trial_id)
         if done is None:
             records = _records.read_trial(trial.system_attrs)
             for name, problem in records.malformed.items():
                 self._warn_once(study, name, f"malformed record skipped: {problem}")
-            done = self._done_of(study)[trial._trial_id] = records.names
+            done = by_trial[trial._trial_id] = records.names
             if _records.BRACKET_ATTR not in trial.user_attrs:
                 study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, bracket)
         return done
