@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 import warnings
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from optuna_qsvr import _records
+from optuna_qsvr._heartbeat import HeartbeatWatch, beat_attribute
 from optuna_qsvr._secrets import redact, scrub, url_secrets
 
 _logger = logging.getLogger("optuna_qsvr.proxy")
@@ -83,9 +83,10 @@ class ProxyStorage(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
     Optuna's heartbeat table is reached only through ``RDBStorage``; the gRPC API has no call
     for it. Here a running trial beats by writing the time into its system attribute
     ``optuna_qsvr:heartbeat``, and a trial is silent when that value has not changed for the
-    grace period as timed by the worker watching it (its own monotonic clock, so the workers'
-    clocks need not agree). A worker must therefore watch a trial for the grace period before
-    it fails it; the last worker alive does so before it exits.
+    grace period as timed by the worker watching it (see :class:`~optuna_qsvr._heartbeat.
+    HeartbeatWatch`). A worker must therefore watch a trial for the grace period before it
+    fails it; the last worker alive does so before it exits. Workers on the database write the
+    attribute too, so both kinds can share a study.
 
     Args:
         host: the proxy's host.
@@ -109,8 +110,7 @@ class ProxyStorage(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
             super().__init__(host=host, port=port)
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period or (heartbeat_interval or 0) * 4 or None
-        # trial id -> (its last heartbeat value seen, when first seen, seen changing)
-        self._seen: dict[int, tuple[Any, float, bool]] = {}
+        self._watch = HeartbeatWatch()
 
     def check(self, timeout: float) -> None:
         """Return once the proxy answers and its database does; else raise.
@@ -132,7 +132,7 @@ class ProxyStorage(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
 
     # Optuna's heartbeat interface, carried by a trial system attribute.
     def record_heartbeat(self, trial_id: int) -> None:
-        self.set_trial_system_attr(trial_id, _records.HEARTBEAT_ATTR, round(time.time(), 3))
+        beat_attribute(self, trial_id)
 
     def get_heartbeat_interval(self) -> int | None:
         return self.heartbeat_interval
@@ -151,17 +151,11 @@ class ProxyStorage(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
         of each RUNNING trial, timed from when this process first saw it."""
         from optuna.trial import TrialState
 
-        now = time.monotonic()
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        seen: dict[int, tuple[Any, float, bool]] = {}
-        for t in running:
-            beat = t.system_attrs.get(_records.HEARTBEAT_ATTR)
-            last, since, beating = self._seen.get(t._trial_id, (beat, now, False))
-            if last != beat:
-                since, beating = now, True
-            seen[t._trial_id] = (beat, since, beating)
-        self._seen = seen
-        return [(tid, now - since, beating) for tid, (_, since, beating) in seen.items()]
+        ages = self._watch.observe(
+            {t._trial_id: t.system_attrs.get(_records.HEARTBEAT_ATTR) for t in running}
+        )
+        return [(tid, age, beating) for tid, (age, beating) in ages.items()]
 
 
 def add_proxy_arguments(parser: Any) -> None:

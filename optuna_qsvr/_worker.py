@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from optuna_qsvr import _records
+from optuna_qsvr._heartbeat import HeartbeatWatch, beat_attribute
 from optuna_qsvr._secrets import redact, scrub, url_secrets
 
 if TYPE_CHECKING:
@@ -425,56 +426,66 @@ def _fail_silent_trials(study: optuna.study.Study) -> tuple[int, int]:
     return failed, silent
 
 
-# Per storage: trial id -> its heartbeat when this worker first saw it, and whether it has
-# been seen changing since. Weak keys: a storage dropped after an outage takes its entries.
-_SEEN_BEATS: weakref.WeakKeyDictionary[Any, dict[int, tuple[Any, bool]]] = (
-    weakref.WeakKeyDictionary()
-)
+# Per storage, which heartbeats this worker has seen change. Weak keys: a storage dropped
+# after an outage takes its entries.
+_WATCHES: weakref.WeakKeyDictionary[Any, HeartbeatWatch] = weakref.WeakKeyDictionary()
 
 
 def _rdb_silent_ages(
     storage: optuna.storages.RDBStorage, study_id: int
 ) -> list[tuple[int, float, bool]]:
-    """``(trial id, seconds since its last heartbeat or start, whether it was seen beating)``
-    of every RUNNING trial, as :meth:`ProxyStorage.silent_ages` gives them."""
-    previous = _SEEN_BEATS.get(storage, {})
-    seen, ages = {}, []
-    for trial_id, age, beat in _running_trial_ages(storage, study_id):
-        first, changed = previous.get(trial_id, (beat, False))
-        seen[trial_id] = (first, changed or (beat is not None and beat != first))
-        ages.append((trial_id, age, seen[trial_id][1]))
-    _SEEN_BEATS[storage] = seen
+    """``(trial id, seconds silent, whether it was seen beating)`` of every RUNNING trial, as
+    :meth:`ProxyStorage.silent_ages` gives them. A trial with a row in Optuna's heartbeat
+    table is timed by the database's clock; one whose worker reaches the database through
+    the proxy beats only in its attribute, timed as the proxy's workers time it; one with
+    neither is timed from its start."""
+    rows = _running_trial_beats(storage, study_id)
+    watch = _WATCHES.setdefault(storage, HeartbeatWatch())
+    watched = watch.observe({tid: (table, attr) for tid, _, table, attr in rows})
+    ages = []
+    for trial_id, since_start, table, attr in rows:
+        silent, beating = watched[trial_id]
+        ages.append(
+            (trial_id, since_start if table is not None or attr is None else silent, beating)
+        )
     return ages
 
 
-def _running_trial_ages(
+def _running_trial_beats(
     storage: optuna.storages.RDBStorage, study_id: int
-) -> list[tuple[int, float, Any]]:
-    """``(trial id, seconds since its last heartbeat or, without one, since its start, the
-    heartbeat)`` of every RUNNING trial. Heartbeats are in the database's clock, starts in the
-    workers'."""
+) -> list[tuple[int, float, Any, Any]]:
+    """``(trial id, seconds since its last heartbeat row or, without one, since its start,
+    that row's time, its heartbeat attribute's stored JSON)`` of every RUNNING trial.
+    Heartbeat rows are in the database's clock, starts in the workers'."""
     import sqlalchemy
     from optuna.storages._rdb import models
     from optuna.trial import TrialState
 
     trial, beat = models.TrialModel, models.TrialHeartbeatModel
+    attr = models.TrialSystemAttributeModel
     session = storage.scoped_session()
     try:
         db_now = session.execute(sqlalchemy.func.now()).scalar()
         rows = (
-            session.query(trial, beat.heartbeat)
+            session.query(trial, beat.heartbeat, attr.value_json)
             .outerjoin(beat, beat.trial_id == trial.trial_id)
+            .outerjoin(
+                attr,
+                sqlalchemy.and_(
+                    attr.trial_id == trial.trial_id, attr.key == _records.HEARTBEAT_ATTR
+                ),
+            )
             .filter(trial.study_id == study_id, trial.state == TrialState.RUNNING)
             .all()
         )
         db_now = db_now.replace(tzinfo=None)
         now = datetime.datetime.now()
-        ages = []
-        for row, heartbeat in rows:
+        beats = []
+        for row, heartbeat, attribute in rows:
             # datetime_start is a property in local time whatever the Optuna version stores.
             since = (db_now - heartbeat) if heartbeat else (now - (row.datetime_start or now))
-            ages.append((row.trial_id, since.total_seconds(), heartbeat))
-        return ages
+            beats.append((row.trial_id, since.total_seconds(), heartbeat, attribute))
+        return beats
     finally:
         session.close()
 
@@ -491,9 +502,13 @@ class _Heartbeat:
     stale by another worker while it still runs."""
 
     def __init__(self, storage: Any, trial_id: int) -> None:
+        from optuna.storages import RDBStorage
+
         self._storage = storage
         self._trial_id = trial_id
         self._interval = _heartbeat_interval(storage)
+        # The proxy's storage beats in the attribute already.
+        self._attribute = isinstance(getattr(storage, "_backend", storage), RDBStorage)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
@@ -510,6 +525,8 @@ class _Heartbeat:
         while True:
             with contextlib.suppress(Exception):  # the trial's own calls report the outage
                 self._storage.record_heartbeat(self._trial_id)
+                if self._attribute:  # for workers behind the proxy, which cannot see the table
+                    beat_attribute(self._storage, self._trial_id)
             if self._stop.wait(self._interval):
                 return
 

@@ -209,6 +209,43 @@ def test_killed_worker_through_proxy_is_failed_and_replaced(curves, tmp_path) ->
     assert "no heartbeat for" in "\n".join(text for _, text in results)
 
 
+@pytest.mark.parametrize("slow", ["direct", "proxy"])
+def test_direct_and_proxy_workers_on_one_study_keep_each_others_trials(
+    slow,
+    curves,  # noqa: F811
+    tmp_path,
+) -> None:
+    # A direct worker beats in Optuna's heartbeat table, which a proxy worker cannot read; a
+    # proxy worker beats in a trial attribute. Each must see the other's trials beating, or
+    # it fails them after the grace period while they run. The fast worker looks at the
+    # slow one's trials every 1.4 s; each of those outlasts the grace period threefold.
+    url, name, budget = _url("sqlite", tmp_path), f"mixed-{uuid.uuid4().hex[:6]}", 8
+    beat = ("--heartbeat-interval", "1", "--grace-period", "3", "--pruner", "none")
+    pace = {"direct": "0.05", "proxy": "0.05", slow: "0.4"}
+    with _proxy(url) as grpc_url:
+        procs = [
+            _worker(
+                curves, where, name, budget, "--seed", str(i), "--epoch-seconds", pace[kind], *beat
+            )
+            for i, (kind, where) in enumerate((("direct", url), ("proxy", grpc_url)))
+        ]
+        results = _wait(procs, timeout=600)
+    assert [code for code, _ in results] == [0, 0], results
+    logs = "\n".join(text for _, text in results)
+    assert "no heartbeat for" not in logs
+    study = optuna.load_study(storage=url, study_name=name)
+    assert not study.get_trials(states=(TrialState.FAIL,))
+    _assert_settled(study, budget)
+    # The fast worker looked at one of the slow one's trials for longer than the grace period.
+    longest = max(study.trials, key=lambda t: t.duration)
+    looks = [
+        t.datetime_start
+        for t in study.trials
+        if longest.datetime_start < t.datetime_start < longest.datetime_complete
+    ]
+    assert looks and (max(looks) - min(looks)).total_seconds() > 3, study.trials
+
+
 # -- bad input: one line, bounded retries, exit status 2, no trial left RUNNING ------------
 def test_worker_gives_up_on_a_proxy_that_is_down(curves, tmp_path) -> None:  # noqa: F811
     url = f"grpc://127.0.0.1:{_free_port()}"
