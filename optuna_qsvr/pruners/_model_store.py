@@ -33,7 +33,9 @@ _logger = logging.getLogger("optuna_qsvr.pruners")
 # How long other workers wait before retrying a fit that failed (an annealer outage).
 FAILED_FIT_PAUSE = 300.0
 
-_memory_locks: dict[int, threading.Lock] = {}
+# The fit lease of in-memory storages, per storage object (weakly: a freed storage's lock
+# goes with it, and a later storage never shares it).
+_memory_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 _memory_locks_guard = threading.Lock()
 
 
@@ -296,7 +298,7 @@ def try_claim(
         return _claim_rdb(backend, study_id, key, claim, now)
     if isinstance(backend, InMemoryStorage):
         with _memory_locks_guard:
-            lock = _memory_locks.setdefault(id(backend), threading.Lock())
+            lock = _memory_locks.setdefault(backend, threading.Lock())
         with lock:
             current = backend.get_study_system_attrs(study_id).get(key)
             if _live(current, now):

@@ -53,13 +53,18 @@ class TrialIndex:
 
         Returns whether the index can answer for them: Optuna numbers a study's trials 0, 1,
         2, ..., so a trial's number is its position; a list that is not so numbered cannot be
-        indexed (the decisions then walk it).
+        indexed (the decisions then walk it). An older read of the same study (a prefix of
+        the trials it holds) leaves the index as it is: it answers from the newer trials.
         """
         with self._lock:
             n = len(trials)
             if n and (trials[0].number != 0 or trials[-1].number != n - 1):
                 self._reset()
                 return False
+            if 0 < n < len(self._trials) and _same_trial(trials[-1], self._trials[n - 1]):
+                # An older read of this study (another thread read before this one's update
+                # landed): keep the newer state and answer from it.
+                return True
             if n < len(self._trials) or (
                 self._trials and trials[0]._trial_id != self._trials[0]._trial_id
             ):
@@ -280,6 +285,11 @@ def _removed(values: list[float], v: float) -> list[float]:
     if i < len(values) and values[i] == v:
         return values[:i] + values[i + 1 :]
     return list(values)
+
+
+def _same_trial(a: FrozenTrial, b: FrozenTrial) -> bool:
+    # A deleted study's ids can be reused by a new one; its trials start at other times.
+    return a._trial_id == b._trial_id and a.datetime_start == b.datetime_start
 
 
 def stopped_early(trial: FrozenTrial, budget: int) -> bool:

@@ -17,6 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_qsvr import SwiftHyperbandPruner, _records
+from optuna_qsvr.pruners import _model_store
 from tests.pruners_tests._helpers import LastValue, add_complete, ask_in_bracket, flat, run_curve
 
 
@@ -158,9 +159,12 @@ def test_a_new_storage_never_inherits_a_freed_ones_decisions() -> None:
             _records.read_trial(t.system_attrs).names for t in trials
         ]
 
+    gc.collect()
+    locks = len(_model_store._memory_locks)
     first = run()
     gc.collect()  # the first study and its storage are gone, and their caches with them
     assert len(pruner._indexes) == len(pruner._done) == len(pruner._store._models) == 0
+    assert len(_model_store._memory_locks) == locks  # its fit lease's lock too
     assert run() == first
     assert any(state == TrialState.PRUNED for state, _ in first[0])
 

@@ -9,6 +9,8 @@ index and with the walk make the same decisions on InMemory and SQLite storages.
 
 from __future__ import annotations
 
+import copy
+import datetime
 import math
 import sys
 import threading
@@ -204,6 +206,36 @@ def test_a_finished_trial_is_read_once() -> None:
     assert len(competing(5)) == 19 and seen == [19]
 
 
+def test_an_older_read_of_the_same_study_keeps_the_newer_state() -> None:
+    """Threads share an index: one thread's read may land after a newer one. The index keeps
+    the newer trials rather than starting again (which cost a read of every finished trial),
+    and still starts again for a shorter list of another study."""
+    seen: list[int] = []
+
+    def bracket_of(number: int) -> int:
+        seen.append(number)
+        return 0
+
+    study = optuna.create_study()
+    for v in range(20):
+        study.add_trial(optuna.trial.create_trial(value=v / 10, intermediate_values={3: v / 10}))
+    newer = study.get_trials(deepcopy=False)
+    index = TrialIndex(bracket_of)
+
+    def competing() -> list[float]:
+        seen.clear()
+        return index.competing(0, 3, "value", lambda t: t.intermediate_values[3], 99)
+
+    assert index.update(newer) and len(competing()) == 20
+    assert index.update(newer[:12])
+    assert len(competing()) == 20 and seen == []
+    # The same ids, started at other times: a new study that reuses a deleted one's ids.
+    other = [copy.copy(t) for t in newer[:12]]
+    other[-1].datetime_start += datetime.timedelta(seconds=1)
+    assert index.update(other)
+    assert len(competing()) == 12 and len(seen) == 12
+
+
 def test_a_pool_reads_as_one_list() -> None:
     first, second = [1, 2, 3], [4, 5]
     pool = _Joined(first, second)
@@ -214,9 +246,10 @@ def test_a_pool_reads_as_one_list() -> None:
 
 def test_threads_sharing_an_index_get_the_walks_answers() -> None:
     """Threads of one process share an index and update it with the trials each has read:
-    an answer may come from another thread's newer (or older) read, as a decision may from
-    another worker's, but each answer comes from one whole read, never from a torn index.
-    (The two bars of one decision may come from two reads, as two workers' reads differ.)"""
+    an answer may come from another thread's newer read, as a decision may from another
+    worker's (an older read than the index's is answered from the index), but each answer
+    comes from one whole read, never from a torn index. (The two bars of one decision may
+    come from two reads, as two workers' reads differ.)"""
     finished = [
         optuna.trial.create_trial(value=v / 10, intermediate_values={3: v / 10, 9: v / 10})
         for v in range(40)
@@ -247,8 +280,11 @@ def test_threads_sharing_an_index_get_the_walks_answers() -> None:
                 walk, indexed = _views(trials, index, own.number, RUNGS[0], 1.0)
                 final, rung = answers(indexed)
                 assert final in {r[0] for r in reads} and rung in {r[1] for r in reads}
-                with index._lock:  # no other thread in between: this very read's answers
+                with index._lock:  # no other thread in between: the newest read's answers
                     assert index.update(trials)
+                    newest = finished[: max(m, len(index._trials))]
+                    assert len(index._trials) == len(newest)
+                    walk = _views(newest, TrialIndex(_bracket), own.number, RUNGS[0], 1.0)[0]
                     assert answers(indexed) == answers(walk)
         except BaseException as err:
             errors.append(err)
