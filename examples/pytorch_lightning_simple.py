@@ -1,9 +1,10 @@
-"""Swift-Hyperband driven by optuna-integration's PyTorch Lightning callback.
+"""Swift-Hyperband driven by a PyTorch Lightning pruning callback.
 
 A multi-layer perceptron, as a LightningModule, learns scikit-learn's 8x8 digits (1,797
 images that ship with scikit-learn, so nothing is downloaded). Optuna tunes its width, depth,
-dropout and learning rate. ``optuna_integration.PyTorchLightningPruningCallback`` reports the
-validation accuracy after every epoch and asks SwiftHyperbandPruner whether the trial goes on.
+dropout and learning rate. ``optuna_qsvr.integration.PyTorchLightningPruningCallback``
+(optuna-integration's callback, with the epochs done as the step) reports the validation
+accuracy after every epoch and asks SwiftHyperbandPruner whether the trial goes on.
 
     python examples/pytorch_lightning_simple.py --trials 40 --epochs 28
 
@@ -23,13 +24,13 @@ from collections.abc import Callable
 import lightning.pytorch as pl
 import optuna
 import torch
-from optuna_integration import PyTorchLightningPruningCallback
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from optuna_qsvr import SwiftHyperbandPruner, SwiftSampler
+from optuna_qsvr.integration import PyTorchLightningPruningCallback
 
 BATCH_SIZE = 64
 
@@ -112,22 +113,19 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-    # The callback reports Lightning's current_epoch, which counts from 0: its step is the
-    # number of epochs done minus one. So the last epoch reports max_epochs - 1, which is the
-    # pruner's max_resource, and the pruner's warning about a step 0 is expected here.
-    warnings.filterwarnings("ignore", r"SwiftHyperbandPruner: trial \d+ reported step 0")
     study = optuna.create_study(
         storage=args.storage,
         study_name=args.study_name,
         load_if_exists=True,
         direction="maximize",
         sampler=SwiftSampler(optuna.samplers.TPESampler(seed=args.seed)),
-        pruner=SwiftHyperbandPruner(min_resource=1, max_resource=args.epochs - 1),
+        # The callback reports the epochs done: the last of max_epochs epochs is step max_epochs.
+        pruner=SwiftHyperbandPruner(min_resource=1, max_resource=args.epochs),
     )
     study.optimize(make_objective(args.epochs, args.seed), n_trials=args.trials)
 
     pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
-    epochs = sum((t.last_step or 0) + 1 for t in study.trials if t.last_step is not None)
+    epochs = sum(t.last_step or 0 for t in study.trials)
     print(f"{len(study.trials)} trials, {len(pruned)} pruned, {epochs} epochs trained")
     print(f"best accuracy {study.best_value:.3f}: {study.best_params}")
     print(f"optuna-qsvr report --storage {args.storage} --study-name {args.study_name}")

@@ -72,8 +72,8 @@ def test_pytorch_lightning_simple(tmp_path: Path) -> None:
     study, output = _run(
         "pytorch_lightning_simple.py", tmp_path, "--trials", "16", "--epochs", "9"
     )
-    # optuna-integration's callback reports Lightning's current_epoch, 0 after the first
-    # epoch: the last of 9 epochs is step 8, the pruner's max_resource.
-    _check_study(study, output, trials=16, last_step=8, first_step=0)
-    # The pruner's step-0 warning is expected with this callback and filtered by the example.
-    assert "reported step 0" not in output
+    # optuna_qsvr.integration's callback reports the epochs done, 1 after the first epoch:
+    # the last of 9 epochs is step 9, the pruner's max_resource.
+    _check_study(study, output, trials=16, last_step=9, first_step=1)
+    # No step 0, so no warning about one (the example filters none).
+    assert "SwiftHyperbandPruner" not in output
