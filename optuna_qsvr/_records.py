@@ -49,8 +49,8 @@ DECISION_PREFIX = "swift:decision:"
 PROMOTION_PREFIX = "swift:promotion:"
 MODEL_PREFIX = "swift:model:"
 LOCK_PREFIX = "swift:lock:"
-# A running trial's heartbeat through the gRPC storage proxy (optuna_qsvr._proxy): the worker's
-# own, not a Swift record, so a re-queued copy of the trial drops it.
+# A running trial's heartbeat as a trial attribute (optuna_qsvr._heartbeat), written by every
+# worker: the worker's own, not a Swift record, so a re-queued copy of the trial drops it.
 HEARTBEAT_ATTR = "optuna_qsvr:heartbeat"
 
 DECISIONS = ("full", "kept", "pruned", "no-forecast")
