@@ -227,13 +227,33 @@ def test_an_older_read_of_the_same_study_keeps_the_newer_state() -> None:
         return index.competing(0, 3, "value", lambda t: t.intermediate_values[3], 99)
 
     assert index.update(newer) and len(competing()) == 20
-    assert index.update(newer[:12])
-    assert len(competing()) == 20 and seen == []
+    for older in (newer[:12], newer[:1]):
+        assert index.update(older)
+        assert len(competing()) == 20 and seen == []
     # The same ids, started at other times: a new study that reuses a deleted one's ids.
     other = [copy.copy(t) for t in newer[:12]]
     other[-1].datetime_start += datetime.timedelta(seconds=1)
     assert index.update(other)
     assert len(competing()) == 12 and len(seen) == 12
+    # No trials at all is no older read of a study that has some: start again.
+    assert index.update([]) and competing() == []
+
+
+def test_a_read_as_long_as_the_last_brings_the_trials_finished_since() -> None:
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=0.5, intermediate_values={3: 0.5}))
+    running = study.ask()
+    running.report(0.2, 3)
+    index = TrialIndex(lambda number: 0)
+
+    def competing() -> list[float]:
+        return index.competing(0, 3, "value", lambda t: t.intermediate_values[3], 99)
+
+    assert index.update(study.get_trials(deepcopy=False)) and sorted(competing()) == [0.2, 0.5]
+    assert index.running and index.running[0].number == 1
+    study.tell(running, 0.2)
+    assert index.update(study.get_trials(deepcopy=False))
+    assert sorted(competing()) == [0.2, 0.5] and index.running == []
 
 
 def test_a_pool_reads_as_one_list() -> None:
