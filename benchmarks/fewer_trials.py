@@ -8,7 +8,8 @@ seed's permutation (the ones the methods replay) to the last step, ``n`` the mos
 the method's epochs on that seed. Printed: the method's mean regret and the rival's, each with
 its 95% bootstrap interval, and the mean of their per-seed difference (method minus rival, with
 its interval: below 0 is where pruning pays). Then, per table, the rival's mean regret at half
-of Hyperband's epochs on each seed.
+of Hyperband's epochs on each seed. New runs of ``optuna-qsvr benchmark`` print the same
+comparison; this script reads runs saved before it did.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import json
 import sys
 from pathlib import Path
 
-from optuna_qsvr.benchmark import CurveTable, bootstrap, bundled_table, config_sequence
+from optuna_qsvr.benchmark import (
+    CurveTable,
+    bootstrap,
+    bundled_table,
+    config_sequence,
+    fewer_trials_regret,
+)
 
 TABLES = {
     "cnn_digits": "maximize",
@@ -38,17 +45,11 @@ def _fmt(estimate: object) -> str:
 def fewer_trials_regrets(
     table: CurveTable, direction: str, seeds: list[int], epochs: list[int]
 ) -> list[float]:
-    """Per seed: the regret of the best of the first ``epochs // max_step`` configurations
-    of the seed's permutation (the table's worst regret if none fits)."""
-    sign = 1.0 if direction == "minimize" else -1.0
-    best = table.best_final(direction)
-    worst = max(abs(best - f) for f in table.finals.values())
-    regrets = []
-    for seed, spent in zip(seeds, epochs, strict=True):
-        n = int(spent) // table.max_step
-        configs = config_sequence(table, seed, N_TRIALS)[:n]
-        regrets.append(min((sign * (table.finals[c] - best) for c in configs), default=worst))
-    return regrets
+    """Per seed: the rival's regret with that seed's permutation and epochs."""
+    return [
+        fewer_trials_regret(table, direction, config_sequence(table, seed, N_TRIALS), spent)
+        for seed, spent in zip(seeds, epochs, strict=True)
+    ]
 
 
 def main(directory: str = "docs/benchmark") -> None:

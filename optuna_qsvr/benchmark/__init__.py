@@ -73,7 +73,13 @@ from optuna_qsvr.benchmark._replay import (
     make_objective,
     replay_async,
 )
-from optuna_qsvr.benchmark._run import config_sequence, run_benchmark, run_one, top_threshold
+from optuna_qsvr.benchmark._run import (
+    config_sequence,
+    fewer_trials_regret,
+    run_benchmark,
+    run_one,
+    top_threshold,
+)
 from optuna_qsvr.benchmark._samplers import SAMPLERS, TableSampler, make_sampler
 from optuna_qsvr.benchmark._stats import (
     Estimate,
@@ -120,6 +126,7 @@ __all__ = [
     "bundled_tables",
     "check_methods",
     "config_sequence",
+    "fewer_trials_regret",
     "dominated_by",
     "dominates",
     "enqueue_config",

@@ -20,6 +20,11 @@ figure             per seed, then over seeds
 ``p_top1``         1 if it is within the table's top 1% (see ``top_threshold``); mean
 ``annealer_calls`` annealer calls of the run's predictor fits (Q-SVR); mean
 ``n_pruned``       trials pruned; mean
+``fewer_trials``   regret of the curve-blind rival: random search that trains the first
+                   configurations of the seed's permutation to the end, as many as the
+                   method's epochs pay for (``run_one``'s ``fewer_trials_regret``); mean
+``vs_fewer``       the method's regret minus the rival's, on the same seed; mean. Below 0:
+                   pruning paid. Both are NaN where a seed lacks the rival (a sampler ran)
 =================  ==========================================================================
 
 :func:`dominated_by` then says which methods beat which on compute and result together.
@@ -155,6 +160,10 @@ def method_figures(
             "annealer_calls": bootstrap([r.get("annealer_calls", 0) for r in runs]),
             "n_pruned": bootstrap([r["n_pruned"] for r in runs]),
         }
+        rival = [r.get("fewer_trials_regret") for r in runs]
+        paired = [] if None in rival else list(zip(regrets, rival, strict=True))
+        figures[method]["fewer_trials"] = bootstrap([b for _, b in paired])
+        figures[method]["vs_fewer"] = bootstrap([a - b for a, b in paired])
     return figures
 
 

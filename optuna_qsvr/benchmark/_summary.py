@@ -95,6 +95,7 @@ _PER_SEED = (
     "annealer_calls",
     "wall_seconds",
     "makespan",
+    "fewer_trials_regret",
     "trajectory",
 )
 
@@ -155,6 +156,13 @@ def render_table(
     result.add_column("regret\nmedian", justify="right")
     result.add_column("P(best)", justify="right")
     result.add_column("P(top\n1%)", justify="right")
+    # The curve-blind rival, where the seeds have one (the seeded permutation).
+    rival = None
+    if any(f["vs_fewer"].n for f in figures.values()):
+        rival = Table(title="against fewer trials, same epochs", **style)
+        rival.add_column("method", no_wrap=True)
+        rival.add_column("fewer trials:\nregret mean", justify="right")
+        rival.add_column("regret minus\nfewer trials'", justify="right")
     result.add_column("dominated by", overflow="fold", min_width=12)
     for method, f in figures.items():
         row = [method, _cell(f["epochs"]), _cell(f["ratio"], "ratio"), _cell(f["makespan"])]
@@ -172,13 +180,25 @@ def render_table(
             _cell(f["p_top1"], "pct"),
             ", ".join(dominated[method]) or "-",
         )
+        if rival is not None and f["vs_fewer"].n:
+            rival.add_row(method, _cell(f["fewer_trials"]), _cell(f["vs_fewer"]))
     note = Text.from_markup(
         "[dim]Mean over seeds (regret median: median), 95% bootstrap interval below. Regret: "
         "distance of the best fully trained trial to the table's best; a seed with none counts "
         "at the table's worst. Dominated by: at least as good on mean epochs and mean regret, "
         "and better on one beyond the intervals (the oracle, a bound, is never listed).[/dim]"
     )
-    return Group(Text(title, style="bold"), compute, result, note)
+    parts: list[Any] = [Text(title, style="bold"), compute, result]
+    if rival is not None:
+        parts.append(rival)
+        note.append_text(
+            Text.from_markup(
+                "[dim] Fewer trials: random search that trains the first configurations of the "
+                "seed's permutation to the end, as many as the method's epochs pay for; below 0, "
+                "pruning paid.[/dim]"
+            )
+        )
+    return Group(*parts, note)
 
 
 def time_breakdown(results: Mapping[str, list[dict[str, Any]]]) -> str:

@@ -19,11 +19,14 @@ from optuna_qsvr.benchmark import (
     check_methods,
     config_sequence,
     enqueue_config,
+    fewer_trials_regret,
     make_objective,
     make_pruner,
     median_trajectory,
+    method_figures,
     run_benchmark,
     run_one,
+    worst_regret,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -96,6 +99,48 @@ def test_oracle_reaches_no_pruning_best_with_fewer_epochs(
         )
         assert oracle["n_complete"] == 1 + records
         assert oracle["epochs"] == oracle["n_complete"] * MAX_STEP + oracle["n_pruned"]
+
+
+def test_fewer_trials_trains_what_the_epochs_pay_for() -> None:
+    rows = [
+        {"config": c, "step": step, "value": final + 1 / step}
+        for c, final in (("a", 0.5), ("b", 0.2), ("c", 0.9), ("d", 0.1))
+        for step in (1, 2, 3)
+    ]
+    table = CurveTable.from_rows(rows)
+    order = ["c", "a", "b", "d"]
+    # 3 epochs per training: 7 epochs train c and a; 9 add b; 2 train none (worst, 0.8).
+    assert fewer_trials_regret(table, "minimize", order, 7) == pytest.approx(0.4)
+    assert fewer_trials_regret(table, "minimize", order, 9) == pytest.approx(0.1)
+    assert fewer_trials_regret(table, "minimize", order, 12) == pytest.approx(0.0)
+    assert fewer_trials_regret(table, "minimize", order, 2) == pytest.approx(0.8)
+    assert fewer_trials_regret(table, "maximize", order, 3) == pytest.approx(0.0)
+    assert fewer_trials_regret(table, "maximize", ["d", "c"], 5) == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_no_pruning_is_its_own_fewer_trials_rival(table: CurveTable, direction: str) -> None:
+    # Without pruning every trial trains to the end: the rival with the same epochs trains
+    # the same configurations, so the regrets agree seed by seed; a pruner's rival trains
+    # the first of them only.
+    results = run_benchmark(
+        table, ["none", "sha"], seeds=range(3), direction=direction, n_trials=30
+    )
+    for run in results["none"]:
+        assert run["fewer_trials_regret"] == pytest.approx(run["regret"])
+    for run in results["sha"]:
+        n = run["epochs"] // MAX_STEP
+        finals = [table.finals[c] for c in run["sequence"][:n]]
+        best = min(finals) if direction == "minimize" else max(finals)
+        assert 0 < n < 30
+        assert run["fewer_trials_regret"] == pytest.approx(abs(best - table.best_final(direction)))
+    figures = method_figures(results, worst_regret(table, direction))
+    assert figures["none"]["vs_fewer"].value == pytest.approx(0.0)
+    assert figures["sha"]["vs_fewer"].n == 3
+    # A sampler's choices depend on the trials, so it has no rival.
+    tpe = run_one(table, "none", 0, direction=direction, n_trials=12, sampler="tpe")
+    assert tpe["fewer_trials_regret"] is None
+    assert math.isnan(method_figures({"none": [tpe]}, 1.0)["none"]["vs_fewer"].value)
 
 
 def test_oracle_as_an_ordinary_pruner(table: CurveTable) -> None:

@@ -89,7 +89,16 @@ def test_printed_tables_fit_80_columns_when_piped(
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 80
     assert "\x1b[" not in out
-    for word in ("compute", "result", "dominated by", "P(best)", "x hyperband", "wall time"):
+    for word in (
+        "compute",
+        "result",
+        "dominated by",
+        "P(best)",
+        "x hyperband",
+        "wall time",
+        "against fewer trials, same epochs",
+        "regret minus",
+    ):
         assert word in out
     assert "i-epoch-3" in out
 
