@@ -209,19 +209,22 @@ def test_killed_worker_through_proxy_is_failed_and_replaced(curves, tmp_path) ->
     assert "no heartbeat for" in "\n".join(text for _, text in results)
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("slow", ["direct", "proxy"])
 def test_direct_and_proxy_workers_on_one_study_keep_each_others_trials(
     slow,
+    kind,
     curves,  # noqa: F811
     tmp_path,
 ) -> None:
     # A direct worker beats in Optuna's heartbeat table, which a proxy worker cannot read; a
     # proxy worker beats in a trial attribute. Each must see the other's trials beating, or
     # it fails them after the grace period while they run. The fast worker looks at the
-    # slow one's trials every 1.4 s; each of those outlasts the grace period threefold.
-    url, name, budget = _url("sqlite", tmp_path), f"mixed-{uuid.uuid4().hex[:6]}", 12
-    beat = ("--heartbeat-interval", "1", "--grace-period", "3", "--pruner", "none")
-    pace = {"direct": "0.05", "proxy": "0.05", slow: "0.4"}
+    # slow one's trials every 1.4 s; each of those outlasts the grace period (5 s, five
+    # heartbeats: one late write is no silence) threefold.
+    url, name, budget = _url(kind, tmp_path), f"mixed-{uuid.uuid4().hex[:6]}", 14
+    beat = ("--heartbeat-interval", "1", "--grace-period", "5", "--pruner", "none")
+    pace = {"direct": "0.05", "proxy": "0.05", slow: "0.6"}
     with _proxy(url) as grpc_url:
         procs = [
             _worker(
@@ -247,7 +250,7 @@ def test_direct_and_proxy_workers_on_one_study_keep_each_others_trials(
         ]
         return (max(starts) - min(starts)).total_seconds() if starts else 0.0
 
-    assert max(watched(t) for t in study.trials) > 3, study.trials
+    assert max(watched(t) for t in study.trials) > 5, study.trials
 
 
 # -- bad input: one line, bounded retries, exit status 2, no trial left RUNNING ------------

@@ -24,7 +24,8 @@ figure             per seed, then over seeds
                    configurations of the seed's permutation to the end, as many as the
                    method's epochs pay for (``run_one``'s ``fewer_trials_regret``); mean
 ``vs_fewer``       the method's regret minus the rival's, on the same seed; mean. Below 0:
-                   pruning paid. Both are NaN where a seed lacks the rival (a sampler ran)
+                   pruning paid. Both over the seeds that have a rival (none when a
+                   sampler ran, or in reports saved before the rival existed)
 =================  ==========================================================================
 
 :func:`dominated_by` then says which methods beat which on compute and result together.
@@ -161,7 +162,7 @@ def method_figures(
             "n_pruned": bootstrap([r["n_pruned"] for r in runs]),
         }
         rival = [r.get("fewer_trials_regret") for r in runs]
-        paired = [] if None in rival else list(zip(regrets, rival, strict=True))
+        paired = [(a, b) for a, b in zip(regrets, rival, strict=True) if b is not None]
         figures[method]["fewer_trials"] = bootstrap([b for _, b in paired])
         figures[method]["vs_fewer"] = bootstrap([a - b for a, b in paired])
     return figures

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 try:
+    import lightning.pytorch  # noqa: F401 - optuna-integration alone imports without it
     from optuna_integration import PyTorchLightningPruningCallback as _Callback
 except ImportError as err:  # pragma: no cover - the message is the point
     raise ImportError(

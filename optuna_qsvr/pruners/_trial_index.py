@@ -61,7 +61,11 @@ class TrialIndex:
             if n and (trials[0].number != 0 or trials[-1].number != n - 1):
                 self._reset()
                 return False
-            if 0 < n < len(self._trials) and _same_trial(trials[-1], self._trials[n - 1]):
+            if (
+                0 < n < len(self._trials)
+                and _same_trial(trials[0], self._trials[0])
+                and _same_trial(trials[-1], self._trials[n - 1])
+            ):
                 # An older read of this study (another thread read before this one's update
                 # landed): keep the newer state and answer from it.
                 return True
@@ -287,9 +291,14 @@ def _removed(values: list[float], v: float) -> list[float]:
     return list(values)
 
 
-def _same_trial(a: FrozenTrial, b: FrozenTrial) -> bool:
-    # A deleted study's ids can be reused by a new one; its trials start at other times.
-    return a._trial_id == b._trial_id and a.datetime_start == b.datetime_start
+def _same_trial(older: FrozenTrial, newer: FrozenTrial) -> bool:
+    """Whether ``older`` is an earlier read of ``newer``. A deleted study's ids can be reused
+    by a new one, whose trials start at other times; a trial waiting in the older read has
+    no start yet."""
+    return older._trial_id == newer._trial_id and older.datetime_start in (
+        None,
+        newer.datetime_start,
+    )
 
 
 def stopped_early(trial: FrozenTrial, budget: int) -> bool:

@@ -137,10 +137,15 @@ def test_no_pruning_is_its_own_fewer_trials_rival(table: CurveTable, direction: 
     figures = method_figures(results, worst_regret(table, direction))
     assert figures["none"]["vs_fewer"].value == pytest.approx(0.0)
     assert figures["sha"]["vs_fewer"].n == 3
-    # A sampler's choices depend on the trials, so it has no rival.
+    # A sampler's choices depend on the trials, so it has no rival; the figures count the
+    # seeds that have one.
     tpe = run_one(table, "none", 0, direction=direction, n_trials=12, sampler="tpe")
     assert tpe["fewer_trials_regret"] is None
     assert math.isnan(method_figures({"none": [tpe]}, 1.0)["none"]["vs_fewer"].value)
+    mixed = method_figures(
+        {"sha": [*results["sha"][:2], {**results["sha"][2], "fewer_trials_regret": None}]}, 1.0
+    )
+    assert mixed["sha"]["vs_fewer"].n == 2
 
 
 def test_oracle_as_an_ordinary_pruner(table: CurveTable) -> None:

@@ -237,6 +237,17 @@ def test_an_older_read_of_the_same_study_keeps_the_newer_state() -> None:
     assert len(competing()) == 12 and len(seen) == 12
     # No trials at all is no older read of a study that has some: start again.
     assert index.update([]) and competing() == []
+    # A trial still waiting in the older read (re-queued, not yet started) is the same trial.
+    assert index.update(newer) and len(competing()) == 20
+    waiting = [copy.copy(t) for t in newer[:12]]
+    waiting[-1].datetime_start = None
+    assert index.update(waiting)
+    assert len(competing()) == 20 and seen == []
+    # Ids reused by a new study whose last trial waits: its first trial started at another time.
+    waiting[0] = copy.copy(waiting[0])
+    waiting[0].datetime_start += datetime.timedelta(seconds=1)
+    assert index.update(waiting)
+    assert len(competing()) == 12
 
 
 def test_a_read_as_long_as_the_last_brings_the_trials_finished_since() -> None:
