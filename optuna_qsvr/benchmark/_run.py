@@ -22,6 +22,7 @@ import optuna
 from optuna_qsvr.benchmark._methods import BenchmarkError, check_methods, make_pruner
 from optuna_qsvr.benchmark._replay import EPOCH_TIME_MODES, epoch_clock, replay_async
 from optuna_qsvr.benchmark._samplers import SAMPLERS, make_sampler
+from optuna_qsvr.benchmark._summary import worst_regret
 from optuna_qsvr.benchmark._table import CurveTable
 
 # A configuration is "top 1%" when its final value is at least as good as that of the
@@ -81,9 +82,10 @@ def fewer_trials_regret(
     sign = 1.0 if direction == "minimize" else -1.0
     best = table.best_final(direction)
     trained = sequence[: int(epochs) // table.max_step]
-    finals = table.finals.values()
-    worst = float(max(finals) - min(finals))
-    return min((sign * (table.finals[c] - best) for c in trained), default=worst)
+    return min(
+        (sign * (table.finals[c] - best) for c in trained),
+        default=worst_regret(table, direction),
+    )
 
 
 def _fit_stats(study: optuna.study.Study) -> tuple[int, float, int]:
