@@ -38,6 +38,18 @@ class _Line(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+def _trainer(trial: optuna.Trial, max_epochs: int):
+    return pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[PyTorchLightningPruningCallback(trial, monitor="val_loss")],
+    )
+
+
 def _loader():
     x = torch.linspace(-1, 1, 32).unsqueeze(1)
     data = torch.utils.data.TensorDataset(x, 2 * x)
@@ -51,15 +63,7 @@ def test_a_lightning_training_reports_the_epochs_done(tmp_path) -> None:
     )
 
     def objective(trial: optuna.Trial) -> float:
-        trainer = pl.Trainer(
-            max_epochs=4,
-            accelerator="cpu",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[PyTorchLightningPruningCallback(trial, monitor="val_loss")],
-        )
+        trainer = _trainer(trial, max_epochs=4)
         trainer.fit(_Line(), _loader(), _loader())
         return trainer.callback_metrics["val_loss"].item()
 
@@ -73,6 +77,17 @@ def test_a_lightning_training_reports_the_epochs_done(tmp_path) -> None:
     assert study.trials[0].last_step == 4
 
 
+def test_a_pruned_training_says_how_many_epochs_it_trained() -> None:
+    # Every loss is above -1: the pruner stops the trial at its first step past the warm-up.
+    study = optuna.create_study(
+        pruner=optuna.pruners.ThresholdPruner(upper=-1.0, n_warmup_steps=2)
+    )
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match=r"^Trial was pruned after 2 epochs\.$"):
+        _trainer(trial, max_epochs=4).fit(_Line(), _loader(), _loader())
+    assert sorted(study.trials[0].intermediate_values) == [1, 2]
+
+
 def test_the_distributed_re_report_and_pickling_keep_the_shift(tmp_path) -> None:
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'd.db'}")
     trial = study.ask()
@@ -83,6 +98,7 @@ def test_the_distributed_re_report_and_pickling_keep_the_shift(tmp_path) -> None
     storage.set_trial_system_attr(trial._trial_id, "ddp_pl:intermediate_value", {"0": 3, "1": 2})
     storage.set_trial_system_attr(trial._trial_id, "ddp_pl:pruned", True)
     storage.set_trial_system_attr(trial._trial_id, "ddp_pl:epoch", 1)
-    with pytest.raises(optuna.TrialPruned):
+    # The message counts epochs done, as the pruner's steps do, not current_epoch.
+    with pytest.raises(optuna.TrialPruned, match=r"^Trial was pruned after 2 epochs\.$"):
         callback.check_pruned()
     assert storage.get_trial(trial._trial_id).intermediate_values == {1: 3.0, 2: 2.0}

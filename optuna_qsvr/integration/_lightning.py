@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
 from typing import Any
+
+import optuna
 
 try:
     import lightning.pytorch  # noqa: F401 - optuna-integration alone imports without it
@@ -47,3 +52,24 @@ class PyTorchLightningPruningCallback(_Callback):
 
     def __init__(self, trial: Any, monitor: str) -> None:
         super().__init__(_EpochsDone(trial), monitor)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        with _epochs_done_message():
+            super().on_validation_end(trainer, pl_module)
+
+    def check_pruned(self) -> None:
+        with _epochs_done_message():
+            super().check_pruned()
+
+
+@contextlib.contextmanager
+def _epochs_done_message() -> Iterator[None]:
+    """Rewrites the original's "pruned at epoch N" (``current_epoch``, from 0) as the epochs
+    done, the step the pruner saw."""
+    try:
+        yield
+    except optuna.TrialPruned as err:
+        match = re.fullmatch(r"Trial was pruned at epoch (\d+)\.", str(err))
+        if match is None:
+            raise
+        raise optuna.TrialPruned(f"Trial was pruned after {int(match[1]) + 1} epochs.") from None
