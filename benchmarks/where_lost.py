@@ -1,0 +1,118 @@
+"""Where a method loses each seed's best configuration: the decision that stopped it.
+
+    python benchmarks/where_lost.py                   # swift-svr, 1 worker, recorded tables
+    python benchmarks/where_lost.py --method swift:p33 --workers 8
+
+For every recorded table and seed, the benchmark's replay (the seeded permutation, 150 trials,
+eta 3, the table's epoch times) runs the method once; the seed's best configuration is the one
+with the best final value among the 150 it replays. The script reads that trial's decision
+records (``swift:decision:<i>``, ``swift:promotion:<i>``, see "Reading the decisions") and
+counts where it stopped:
+
+* ``finished``: trained to the end;
+* ``pruned in a rung``: the forecast gave it too little chance at a decision point;
+* ``rescue refused``: successive halving stopped it at a rung's end and the rescue's forecast
+  did not keep it;
+* ``no model to rescue``: successive halving stopped it and no predictor existed yet to
+  rescue it (too few curves), with how many trials had finished before it started.
+
+For a stop at a rung's end it also prints the trial's value there and its rank among the
+rung-mates (as in the promotion record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+
+import optuna
+
+from optuna_qsvr.benchmark import (
+    CurveTable,
+    bundled_table,
+    config_sequence,
+    epoch_clock,
+    make_pruner,
+    make_sampler,
+    replay_async,
+)
+
+TABLES = {"cnn_digits": "maximize", "lstm_babi17": "maximize", "mlpf_delphes_sim": "minimize"}
+N_TRIALS = 150
+
+
+def where(system_attrs: dict, finished: bool) -> tuple[str, dict | None]:
+    """The cause of the stop and the record that made it (``None`` when finished)."""
+    if finished:
+        return "finished", None
+    for name, record in system_attrs.items():
+        if name.startswith("swift:decision:") and record.get("decision") == "pruned":
+            return "pruned in a rung", record
+    for name, record in system_attrs.items():
+        if name.startswith("swift:promotion:") and record.get("decision") == "stopped":
+            cause = "rescue refused" if "rescued" in record else "no model to rescue"
+            return cause, record
+    return "other", None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--method", default="swift-svr")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=20)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name, direction in TABLES.items():
+        table = CurveTable.load(bundled_table(name))
+        sign = 1.0 if direction == "minimize" else -1.0
+        causes: collections.Counter[str] = collections.Counter()
+        finished_before: list[int] = []
+        lines = []
+        for seed in range(args.seeds):
+            sequence = config_sequence(table, seed, N_TRIALS)
+            study = optuna.create_study(
+                storage=optuna.storages.InMemoryStorage(),
+                study_name=f"replay-seed{seed}",  # the benchmark's brackets
+                direction=direction,
+                sampler=make_sampler("random", seed, table),
+                pruner=make_pruner(args.method, max_resource=table.max_step, table=table),
+            )
+            result = replay_async(
+                study,
+                table,
+                sequence,
+                n_workers=args.workers,
+                clock=epoch_clock(table, "auto", seed),
+                n_trials=N_TRIALS,
+            )
+            best = min(sequence, key=lambda c: sign * table.finals[c])
+            run = next(t for t in result.trials if t.config == best)
+            trial = study.get_trials(deepcopy=False)[run.number]
+            cause, record = where(trial.system_attrs, run.final is not None)
+            causes[cause] += 1
+            line = f"  seed {seed:2d}: {cause}"
+            if record is not None:
+                line += f" at epoch {run.epochs}"
+                if "rank" in record:
+                    line += (
+                        f", value {record['value']:.4g}, rank {record['rank']} of {record['of']}"
+                    )
+            if cause == "no model to rescue":
+                done = sum(t.final is not None and t.end <= run.start for t in result.trials)
+                finished_before.append(done)
+                line += f", {done} trials finished before it started"
+            lines.append(line)
+        print(f"{name} ({args.method}, {args.workers} worker(s), {args.seeds} seeds):")
+        print("\n".join(lines))
+        summary = ", ".join(f"{cause} {n}" for cause, n in causes.most_common())
+        if finished_before:
+            summary += (
+                f"; no model to rescue: median {statistics.median(finished_before):g}"
+                " trials finished before it started"
+            )
+        print(f"  {summary}")
+
+
+if __name__ == "__main__":
+    main()
