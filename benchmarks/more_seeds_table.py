@@ -41,7 +41,9 @@ def main() -> None:
             figures = entry["figures"]
             worst = entry["table_worst_regret"]
             regrets = [worst if r is None else r for r in entry["regret"]]
-            first = bootstrap([r for r, s in zip(regrets, entry["seeds"], strict=True) if s < FIRST])
+            first = bootstrap(
+                [r for r, s in zip(regrets, entry["seeds"], strict=True) if s < FIRST]
+            )
             ratio = figures["ratio"]
             versus = figures.get("vs_fewer") or {}
             cells = [
