@@ -17,7 +17,7 @@ counts where it stopped:
   rescue it (too few curves), with how many trials had finished before it started.
 
 For a stop at a rung's end it also prints the trial's value there and its rank among the
-rung-mates (as in the promotion record).
+rung-mates, and for any stop the record's reason (the rescue's chances), as recorded.
 """
 
 from __future__ import annotations
@@ -95,9 +95,10 @@ def main() -> None:
             if record is not None:
                 line += f" at epoch {run.epochs}"
                 if "rank" in record:
-                    line += (
-                        f", value {record['value']:.4g}, rank {record['rank']} of {record['of']}"
-                    )
+                    value, rank, of = record["value"], record["rank"], record["of"]
+                    line += f", value {value:.4g}, rank {rank} of {of}"
+                if record.get("reason"):
+                    line += f" ({record['reason']})"
             if cause == "no model to rescue":
                 done = sum(t.final is not None and t.end <= run.start for t in result.trials)
                 finished_before.append(done)
