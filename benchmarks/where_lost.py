@@ -13,8 +13,9 @@ counts where it stopped:
 * ``pruned in a rung``: the forecast gave it too little chance at a decision point;
 * ``rescue refused``: successive halving stopped it at a rung's end and the rescue's forecast
   did not keep it;
-* ``no model to rescue``: successive halving stopped it and no predictor existed yet to
-  rescue it (too few curves), with how many trials had finished before it started.
+* ``no model to rescue``: successive halving stopped it and nothing asked a forecast (in the
+  forecast mode: no predictor existed yet to rescue it, too few curves; the paper mode has no
+  rescue), with how many trials had finished before it started.
 
 For a stop at a rung's end it also prints the trial's value there and its rank among the
 rung-mates, and for any stop the record's reason (the rescue's chances), as recorded.
