@@ -21,8 +21,11 @@ HELD_OUT = ("resnet_mnist", "transformer_sort")
 FIRST = 20
 
 
-def _interval(value: float, low: float, high: float) -> str:
-    return f"{value:.3g} [{low:.3g}–{high:.3g}]"
+def _interval(figure: dict) -> str:
+    """A figure as the JSON holds it (``value``, ``low``, ``high``), or "–" without one."""
+    if figure.get("value") is None:
+        return "–"
+    return f"{figure['value']:.3g} [{figure['low']:.3g}–{figure['high']:.3g}]"
 
 
 def main() -> None:
@@ -45,16 +48,13 @@ def main() -> None:
                 [r for r, s in zip(regrets, entry["seeds"], strict=True) if s < FIRST]
             )
             ratio = figures["ratio"]
-            versus = figures.get("vs_fewer") or {}
             cells = [
                 label,
                 method,
                 f"{ratio['value']:.2f} [{ratio['low']:.2f}–{ratio['high']:.2f}]",
-                _interval(**{k: figures["regret_mean"][k] for k in ("value", "low", "high")}),
-                _interval(first.value, first.low, first.high),
-                _interval(**{k: versus[k] for k in ("value", "low", "high")})
-                if versus.get("value") is not None
-                else "–",
+                _interval(figures["regret_mean"]),
+                _interval(first.to_dict()),
+                _interval(figures.get("vs_fewer") or {}),
                 ", ".join(entry["dominated_by"]) or "–",
             ]
             print("| " + " | ".join(cells) + " |")

@@ -115,7 +115,7 @@ def _hedge(h: float) -> dict[str, Callable[..., Any]]:
 
 def _patches(variant: str, max_resource: int) -> dict[str, Callable[..., Any]]:
     if variant == "default":
-        return dict(_ORIGINAL)
+        return {}
     if variant == "median-last-cut":
         return _median_last_cut(max_resource)
     if variant.startswith("hedge:"):

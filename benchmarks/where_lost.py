@@ -29,6 +29,7 @@ import statistics
 
 import optuna
 
+from optuna_qsvr import _records
 from optuna_qsvr.benchmark import (
     CurveTable,
     bundled_table,
@@ -47,11 +48,12 @@ def where(system_attrs: dict, finished: bool) -> tuple[str, dict | None]:
     """The cause of the stop and the record that made it (``None`` when finished)."""
     if finished:
         return "finished", None
-    for name, record in system_attrs.items():
-        if name.startswith("swift:decision:") and record.get("decision") == "pruned":
+    records = _records.read_trial(system_attrs)
+    for record in records.decisions.values():
+        if record["decision"] == "pruned":
             return "pruned in a rung", record
-    for name, record in system_attrs.items():
-        if name.startswith("swift:promotion:") and record.get("decision") == "stopped":
+    for record in records.promotions.values():
+        if record["decision"] == "stopped":
             cause = "rescue refused" if "rescued" in record else "no model to rescue"
             return cause, record
     return "other", None
