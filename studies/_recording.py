@@ -223,6 +223,28 @@ def write_table(
     os.replace(tmp, out)
 
 
+def optimizer_and_schedule(model: Any, params: Mapping[str, Any], total_steps: int) -> tuple:
+    """The optimiser of a configuration (``"adam"``, else SGD with Nesterov momentum 0.9, both
+    with its ``learning_rate`` and ``weight_decay``) and its per-step learning-rate schedule:
+    cosine from the full rate to 0 over ``total_steps`` when ``schedule`` is ``"cosine"``,
+    else constant."""
+    import torch
+
+    lr, decay = float(params["learning_rate"]), float(params["weight_decay"])
+    if params["optimizer"] == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=decay)
+    else:
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=decay
+        )
+    cosine = params["schedule"] == "cosine"
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)) if cosine else 1.0,
+    )
+    return optimizer, scheduler
+
+
 def format_param(value: Any) -> str:
     """Ints stay ints, floats get 6 significant digits, anything else its ``str``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -233,19 +233,10 @@ def train(params: Mapping[str, Any], data: Images, epochs: int, *, seed: int) ->
 
     torch.manual_seed(seed)
     model = build_model(params)
-    lr, decay = float(params["learning_rate"]), float(params["weight_decay"])
-    if params["optimizer"] == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=decay)
-    else:
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=decay
-        )
     batch = int(params["batch_size"])
     n = len(data.x_train)
-    total = epochs * math.ceil(n / batch)
-    cosine = params["schedule"] == "cosine"
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)) if cosine else 1.0
+    optimizer, scheduler = _recording.optimizer_and_schedule(
+        model, params, epochs * math.ceil(n / batch)
     )
     generator = torch.Generator().manual_seed(seed)
     shift, cutout = int(params["shift"]), float(params["cutout"])

@@ -9,13 +9,20 @@ import pytest
 import torch
 
 from optuna_qsvr.benchmark import CurveTable, infer_direction
-from studies import _recording, record_resnet_curves, record_transformer_curves
+from studies import (
+    _recording,
+    record_mlp_curves,
+    record_resnet_curves,
+    record_transformer_curves,
+)
 
 # Tiny data: each script trains 2 configurations for 2 epochs in a few seconds.
 TINY = {
     record_transformer_curves: ["--n-train", "48", "--n-val", "24", "--length", "6"],
     record_resnet_curves: ["--max-train", "40", "--n-val", "20"],
+    record_mlp_curves: ["--n-train", "64", "--n-val", "32"],
 }
+SCRIPTS = list(TINY)
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +42,7 @@ def _record(script, out: Path, *extra: str) -> CurveTable:
     return CurveTable.load(out)
 
 
-@pytest.mark.parametrize("script", [record_transformer_curves, record_resnet_curves])
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_script_writes_a_curve_table(script, tmp_path: Path, capsys) -> None:
     out = tmp_path / "curves.csv.gz"
 
@@ -79,7 +86,7 @@ def test_rerun_in_two_processes_writes_the_same_values(tmp_path: Path) -> None:
     assert without_time(tmp_path / "one.csv.gz") == without_time(tmp_path / "two.csv.gz")
 
 
-@pytest.mark.parametrize("script", [record_transformer_curves, record_resnet_curves])
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_draws_are_seeded_and_in_range(script) -> None:
     draws = script.draw_configs(50, 3)
 
@@ -100,6 +107,34 @@ def test_sorting_task_targets_are_sorted_and_splits_disjoint() -> None:
     train = {tuple(row) for row in data.x_train.tolist()}
     assert not train & {tuple(row) for row in data.x_val.tolist()}
     assert int(data.x_train.max()) < 9
+
+
+def test_mnist1d_signals_are_standardised_on_the_training_split() -> None:
+    data = record_mlp_curves.make_data(n_train=400, n_val=100, seed=42)
+
+    assert data.x_train.shape == (400, 40) and data.x_val.shape == (100, 40)
+    assert abs(float(data.x_train.mean())) < 1e-5
+    assert float(data.x_train.std()) == pytest.approx(1.0, abs=1e-2)
+    assert set(data.y_train.tolist()) == set(range(10))
+    with pytest.raises(ValueError, match="n_train"):
+        record_mlp_curves.make_data(n_train=4001, n_val=100, seed=42)
+
+
+def test_mlp_run_that_diverges_is_recorded_at_chance() -> None:
+    data = record_mlp_curves.make_data(n_train=256, n_val=64, seed=42)
+    # ReLU: tanh saturates and keeps a huge step's network finite (a real, poor accuracy).
+    params = record_mlp_curves.draw_configs(1, 0)[0] | {
+        "activation": "relu",
+        "learning_rate": 1e30,
+        "optimizer": "sgd",
+        "weight_decay": 0.0,
+        "schedule": "constant",
+    }
+
+    values = list(record_mlp_curves.train(params, data, 5, seed=0))
+
+    assert values[-1] == record_mlp_curves.CHANCE
+    assert len(values) < 5
 
 
 def test_augmentation_shifts_and_cuts_without_changing_shape() -> None:
