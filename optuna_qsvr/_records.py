@@ -7,6 +7,8 @@ Per trial (Optuna trial attributes):
 key                                         kind        value
 ==========================================  ==========  =======================================
 ``swift:bracket``                           user        the trial's bracket ``s`` (int)
+``swift:regime``                            system      how the trial runs: regime record (below)
+``swift:regime``                            user        the same as one line of text
 ``swift:decision:<rung>``                   system      decision record (see below)
 ``swift:promotion:<rung>``                  system      successive-halving record (see below)
 ``swift:rung<rung>``                        user        the decision as one line of text
@@ -20,6 +22,11 @@ Per study (Optuna study system attributes):
 ``swift:model:<key>:v<version>:<i>``        chunk ``i`` of the model's JSON text
 ``swift:lock:<key>:v<version>``             the fit lease of that model version
 ==========================================  =======================================================
+
+A regime record (forecast mode) says how the trial runs and why: ``{"regime": "forecast" or
+"hyperband", "persistence": the study's rank persistence when the trial started (a float in
+[-1, 1], or null before it could be measured), "pairs": the trial-pairs it was measured on,
+"threshold": the option it was compared with}``; ``swift:bracket`` then follows from it.
 
 A predictor key is ``r<target>_t<decision step>``. Records carry ``"v": RECORD_VERSION``; a record
 without it was written by version 0.1 and has the same fields. Readers validate every record:
@@ -45,6 +52,8 @@ RECORD_VERSION = 1
 
 PREFIX = "swift:"
 BRACKET_ATTR = "swift:bracket"
+REGIME_ATTR = "swift:regime"
+REGIMES = ("forecast", "hyperband")
 DECISION_PREFIX = "swift:decision:"
 PROMOTION_PREFIX = "swift:promotion:"
 MODEL_PREFIX = "swift:model:"
@@ -215,6 +224,41 @@ def bracket_of_trial(user_attrs: Mapping[str, Any]) -> int | None:
     """The bracket recorded on a trial, or ``None`` if the pruner never saw it."""
     value = user_attrs.get(BRACKET_ATTR)
     return value if _is_int(value) else None
+
+
+def new_regime(regime: str, persistence: float, pairs: int, threshold: float) -> dict[str, Any]:
+    """A regime record; a persistence that could not be measured (``nan``) is stored as null."""
+    return {
+        "regime": regime,
+        "persistence": persistence if math.isfinite(persistence) else None,
+        "pairs": pairs,
+        "threshold": threshold,
+    }
+
+
+def regime_text(record: Mapping[str, Any]) -> str:
+    """A regime record as the dashboard shows it."""
+    regime, rho = record["regime"], record["persistence"]
+    if rho is None:
+        return f"{regime}: rank persistence not measured yet"
+    relation = ">=" if rho >= record["threshold"] else "<"
+    return (
+        f"{regime}: rank persistence {rho:.3f} {relation} {record['threshold']:g} "
+        f"({record['pairs']} pairs)"
+    )
+
+
+def regime_of_trial(system_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The regime record of a trial, or ``None`` if absent or malformed."""
+    record = system_attrs.get(REGIME_ATTR)
+    if not isinstance(record, Mapping) or record.get("regime") not in REGIMES:
+        return None
+    persistence, pairs = record.get("persistence"), record.get("pairs")
+    if persistence is not None and not (_is_number(persistence) and -1.0 <= persistence <= 1.0):
+        return None
+    if not (_is_int(pairs) and pairs >= 0) or not _is_number(record.get("threshold")):
+        return None
+    return dict(record)
 
 
 def new_decision(

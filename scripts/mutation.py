@@ -94,9 +94,14 @@ GROUPS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "pruner": {
-        "mutate": ["optuna_qsvr/pruners/_swift_hyperband.py", "optuna_qsvr/pruners/__init__.py"],
+        "mutate": [
+            "optuna_qsvr/pruners/_swift_hyperband.py",
+            "optuna_qsvr/pruners/_persistence.py",
+            "optuna_qsvr/pruners/__init__.py",
+        ],
         "tests": [
             "tests/pruners_tests/test_swift_hyperband.py",
+            "tests/pruners_tests/test_regimes.py",
             "tests/pruners_tests/test_forecast_mode.py",
             "tests/pruners_tests/test_option_effects.py",
             "tests/pruners_tests/test_pruner_properties.py",

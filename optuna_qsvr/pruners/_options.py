@@ -37,6 +37,7 @@ FORECAST_DEFAULTS: dict[str, Any] = {
     "rescue": "chance",
     "rescue_alpha": 0.3,
     "refit_growth": 1.5,
+    "min_rank_persistence": 0.5,
 }
 RESCUES = ("chance", "rank", "none")
 SHARED_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -82,6 +83,8 @@ class SwiftOptions:
     refit_growth: float = 1.5
     bracket_weights: tuple[float, ...] | None = None
     rescue_alpha: float = 0.3
+    # None once normalised: every trial in the forecast regime (passed as False).
+    min_rank_persistence: float | None = 0.5
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -154,6 +157,13 @@ class SwiftOptions:
             top = max(weights)
             normal = None if all(w == top for w in weights) else tuple(w / top for w in weights)
             self._set("bracket_weights", normal)
+        persistence = self.min_rank_persistence
+        if persistence is False:
+            self._set("min_rank_persistence", None)
+        elif self.mode == "forecast" and not (_real(persistence) and -1.0 <= persistence <= 1.0):
+            raise ValueError(
+                f"min_rank_persistence must be in [-1, 1] or False, got {persistence!r}"
+            )
         # True and False read naturally: the default rescue, or none.
         rescue = self.rescue
         if isinstance(rescue, bool):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
+import itertools
 import logging
 import threading
 import warnings
@@ -18,6 +21,7 @@ from optuna_qsvr.predictors._base import BasePredictor
 from optuna_qsvr.pruners import _decisions, _rules
 from optuna_qsvr.pruners._model_store import ModelStore
 from optuna_qsvr.pruners._options import PredictorSpec, SwiftOptions
+from optuna_qsvr.pruners._persistence import Persistence, paired_values, rank_persistence
 from optuna_qsvr.pruners._schedule import Rung, Schedule
 from optuna_qsvr.pruners._trial_index import TrialIndex
 
@@ -41,6 +45,10 @@ class SwiftHyperbandPruner(BasePruner):
       At ``r_i``, a trial ASHA would stop is rescued while its calibrated chance to beat the
       final and the next rung's bars is at least ``rescue_alpha``. ``bracket_weights``
       (default: the two most aggressive brackets) sets how much of Hyperband's hedge remains.
+      All of that rests on early values ranking later ones, which the pruner measures on the
+      study (rank persistence, ``min_rank_persistence``): a trial that starts before it is
+      measured, or while it is low, runs as Hyperband runs it, in any of its brackets and
+      stopped by successive halving alone.
     * ``mode="paper"`` (Swift-Hyperband as published): one decision step per rung,
       ``t* = r_prev + ceil((r_i - r_prev) * known_curve)``, a forecast of the value at ``r_i``
       judged by ``rules`` against the rung's full trainings, which a quota supplies.
@@ -84,6 +92,13 @@ class SwiftHyperbandPruner(BasePruner):
         rescue_alpha: forecast mode: the chance a stopped trial needs to be rescued (0.3).
         refit_growth: forecast mode: refit a key's predictor when its curves grew by this
             factor (1.5), so fits, and annealer calls, grow with the log of the study.
+        min_rank_persistence: forecast mode: the study's rank persistence (the Spearman
+            correlation between the trials' values at consecutive rung ends, pooled over the
+            rungs, once a rung pair has ``min_train_curves`` trials) that a new trial needs to
+            run with forecasts, in ``bracket_weights``' brackets (0.5). Below it, or before it
+            can be measured, the trial runs as in Optuna's ``HyperbandPruner``. The choice is
+            recorded on the trial (``swift:regime``). ``False``: every trial runs with
+            forecasts.
         known_curve: paper mode: fraction of a rung's span observed before its forecast (0.5).
         full_fraction: paper mode: about ``full_fraction / eta`` of a rung's trials train on
             without a forecast (0.5).
@@ -143,6 +158,7 @@ class SwiftHyperbandPruner(BasePruner):
         rescue: bool | str | None = None,
         refit_growth: float | None = None,
         rescue_alpha: float | None = None,
+        min_rank_persistence: float | bool | None = None,
         known_curve: float | None = None,
         full_fraction: float | None = None,
         threshold_quantile: float | None = None,
@@ -178,6 +194,7 @@ class SwiftHyperbandPruner(BasePruner):
             rescue=rescue,  # type: ignore[arg-type]
             refit_growth=refit_growth,  # type: ignore[arg-type]
             rescue_alpha=rescue_alpha,
+            min_rank_persistence=min_rank_persistence,  # type: ignore[arg-type]
             bracket_weights=None if bracket_weights is None else tuple(bracket_weights),
         )
         self._schedule = Schedule(
@@ -188,6 +205,9 @@ class SwiftHyperbandPruner(BasePruner):
             o.rungs,
             o.bracket_weights,
         )
+        # Trials that run as Hyperband does take Hyperband's brackets.
+        self._hyperband = dataclasses.replace(self._schedule, weights=None)
+        self._regimes = o.mode == "forecast" and o.min_rank_persistence is not None
         self._store = ModelStore(
             self._new_predictor,
             min_train_curves=o.min_train_curves,
@@ -198,12 +218,17 @@ class SwiftHyperbandPruner(BasePruner):
             settings=o.model_settings(),
             warn=self._warn_once,
         )
-        # Process-local caches: a trial's bracket (a pure function of study name and number)
-        # and the names of its records, read once per trial and kept as they are written.
+        # Process-local caches: a trial's forecast-regime bracket (a pure function of study
+        # name and number), the bracket and regime each decided trial runs in (chosen once,
+        # recorded on the trial), and the names of its records, read once per trial and kept
+        # as they are written.
         # Keyed by the storage object, weakly: an id() could be reused by another storage
         # once the first is freed, and a dead storage's entries go with it.
         self._brackets: dict[tuple[str, int], int] = {}
         self._done: weakref.WeakKeyDictionary[Any, dict[int, set[str]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._assigned: weakref.WeakKeyDictionary[Any, dict[int, tuple[int, str]]] = (
             weakref.WeakKeyDictionary()
         )
         self._warned: set[tuple[int, str]] = set()
@@ -212,6 +237,8 @@ class SwiftHyperbandPruner(BasePruner):
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        # The study read of the current prune call, per thread.
+        self._call = threading.local()
 
     @property
     def schedule(self) -> Schedule:
@@ -224,13 +251,113 @@ class SwiftHyperbandPruner(BasePruner):
         return self._options.rules
 
     def bracket_of(self, study_name: str, trial_number: int) -> int:
-        """The bracket of a trial: known before it runs, the same in every process."""
+        """The bracket a trial gets when it runs with forecasts: known before it runs, the
+        same in every process (Optuna's assignment under ``bracket_weights``). With
+        ``min_rank_persistence`` a trial may run as Hyperband does instead: :meth:`bracket`
+        gives the bracket it runs in."""
         key = (study_name, trial_number)
         if key not in self._brackets:
             self._brackets[key] = self._schedule.bracket_of(study_name, trial_number)
         return self._brackets[key]
 
+    def bracket(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> int:
+        """The bracket ``trial`` runs in: the one recorded on it, else chosen now from the
+        study's rank persistence and recorded (``swift:bracket``, ``swift:regime``). Ask it
+        for the trial being run (the pruner does at its first report, a sampler may before);
+        the same in every process from then on."""
+        return self._assign(study, trial)[0]
+
+    def _assign(
+        self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial
+    ) -> tuple[int, str]:
+        """The trial's bracket and regime (``"forecast"`` or ``"hyperband"``)."""
+        with self._lock:
+            cache = self._assigned.setdefault(study._storage, {})
+            if trial._trial_id in cache:
+                return cache[trial._trial_id]
+        chosen = self._recorded_assignment(trial)
+        if chosen is None:
+            chosen = self._choose(study, trial)
+        with self._lock:
+            return cache.setdefault(trial._trial_id, chosen)
+
+    def _recorded_assignment(self, trial: optuna.trial.FrozenTrial) -> tuple[int, str] | None:
+        bracket = _records.bracket_of_trial(trial.user_attrs)
+        if bracket is None or not 0 <= bracket <= self._schedule.s_max:
+            return None
+        record = _records.regime_of_trial(trial.system_attrs)
+        if record is None:
+            # Chosen without regimes: the paper mode (whose rules are its own), the option
+            # off, or an earlier version of the package.
+            return None if self._regimes else (bracket, "forecast")
+        return bracket, record["regime"]
+
+    def _choose(
+        self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial
+    ) -> tuple[int, str]:
+        """Choose the trial's regime and bracket and record them on it."""
+        storage, name = study._storage, study.study_name
+        if not self._regimes:
+            bracket = self.bracket_of(name, trial.number)
+            storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, bracket)
+            return bracket, "forecast"
+        regime, measured = self._regime_now(study)
+        bracket = self._bracket_in(regime, name, trial.number)
+        threshold = float(self._options.min_rank_persistence)  # type: ignore[arg-type]
+        record = _records.new_regime(regime, measured.rho, measured.pairs, threshold)
+        storage.set_trial_system_attr(trial._trial_id, _records.REGIME_ATTR, record)
+        storage.set_trial_user_attr(
+            trial._trial_id, _records.REGIME_ATTR, _records.regime_text(record)
+        )
+        storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, bracket)
+        return bracket, regime
+
+    def _regime_now(self, study: optuna.study.Study) -> tuple[str, Persistence]:
+        """The regime a trial starting now gets, and the rank persistence it rests on."""
+        measured = self._persistence(study)
+        threshold = self._options.min_rank_persistence
+        # Forecasts and cuts on early values earn their place: until early ranks are shown
+        # to last, a trial runs as Hyperband runs it.
+        lasting = threshold is not None and measured.pairs and measured.rho >= threshold
+        return ("forecast" if lasting else "hyperband"), measured
+
+    def _bracket_in(self, regime: str, study_name: str, trial_number: int) -> int:
+        if regime == "forecast":
+            return self.bracket_of(study_name, trial_number)
+        return self._hyperband.bracket_of(study_name, trial_number)
+
+    def _persistence(self, study: optuna.study.Study) -> Persistence:
+        trials = self._read(study)
+        index = self._index(study)
+        budgets = self._rung_budgets
+        pairs = list(itertools.pairwise(budgets))
+        if index.update(trials):
+            columns = [index.paired_values(a, b) for a, b in pairs]
+        else:
+            columns = [paired_values(trials, a, b) for a, b in pairs]
+        return rank_persistence(columns, self._options.min_train_curves)
+
+    @functools.cached_property
+    def _rung_budgets(self) -> list[int]:
+        s = self._schedule
+        return sorted({r.budget for b in range(s.s_max + 1) for r in s.rungs(b)})
+
+    def _known_bracket(self, study_name: str, trial: optuna.trial.FrozenTrial) -> int:
+        """Another trial's bracket: the one recorded on it (a trial that never reached the
+        pruner has none yet, and belongs to no rung), else its forecast-regime bracket."""
+        bracket = _records.bracket_of_trial(trial.user_attrs)
+        if bracket is not None and 0 <= bracket <= self._schedule.s_max:
+            return bracket
+        return self.bracket_of(study_name, trial.number)
+
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        self._call.active, self._call.trials = True, None
+        try:
+            return self._prune(study, trial)
+        finally:
+            self._call.active, self._call.trials = False, None
+
+    def _prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
         if len(study.directions) > 1:
             raise ValueError(
                 "SwiftHyperbandPruner supports single-objective studies only; this study has "
@@ -262,23 +389,25 @@ class SwiftHyperbandPruner(BasePruner):
             warnings.warn(
                 f"SwiftHyperbandPruner: trial {trial.number} {problem}",
                 UserWarning,
-                stacklevel=3,  # the objective's call of should_prune
+                stacklevel=4,  # the objective's call of should_prune (via prune)
             )
         if step < 1:
             return False
-        bracket = self.bracket_of(study.study_name, trial.number)
+        bracket, regime = self._assign(study, trial)
         done: set[str] | None = None
         for rung in self._schedule.rungs(bracket):
             if rung.previous >= step:
                 break
             if done is None:
-                done = self._recorded(study, trial, bracket)
+                done = self._recorded(study, trial)
             if step >= rung.budget:
                 # Successive halving at r_i, once per rung (none at max_resource).
                 if not rung.is_last and _records.promotion_attr(rung.index) not in done:
-                    if self._promotion_decision(study, trial, rung):
+                    if self._promotion_decision(study, trial, rung, regime):
                         return True
                 continue
+            if regime == "hyperband":
+                return False  # Hyperband decides at r_i alone.
             if self._options.mode == "forecast":
                 o = self._options
                 point = _decisions.checkpoint_due(trial, rung, o.checkpoint_ratio, o.min_resource)
@@ -292,19 +421,20 @@ class SwiftHyperbandPruner(BasePruner):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_brackets={}, _warned=set())
-        del state["_done"], state["_indexes"]  # weak dictionaries do not pickle
-        del state["_lock"]
+        # Weak dictionaries do not pickle.
+        del state["_done"], state["_indexes"], state["_assigned"]
+        del state["_lock"], state["_call"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._done, self._indexes = weakref.WeakKeyDictionary(), weakref.WeakKeyDictionary()
+        self._assigned = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._call = threading.local()
 
     # ------------------------------------------------------------------------------------
-    def _recorded(
-        self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, bracket: int
-    ) -> set[str]:
+    def _recorded(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> set[str]:
         """Names of the records this trial already has. Optuna hands pruners lazy system
         attributes (a storage read per access), so they are read once per trial."""
         by_trial = self._done_of(study)
@@ -314,8 +444,6 @@ class SwiftHyperbandPruner(BasePruner):
             for name, problem in records.malformed.items():
                 self._warn_once(study, name, f"malformed record skipped: {problem}")
             done = by_trial[trial._trial_id] = records.names
-            if _records.BRACKET_ATTR not in trial.user_attrs:
-                study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, bracket)
         return done
 
     def _done_of(self, study: optuna.study.Study) -> dict[int, set[str]]:
@@ -324,11 +452,16 @@ class SwiftHyperbandPruner(BasePruner):
             return self._done.setdefault(study._storage, {})
 
     def _promotion_decision(
-        self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, rung: Rung
+        self,
+        study: optuna.study.Study,
+        trial: optuna.trial.FrozenTrial,
+        rung: Rung,
+        regime: str,
     ) -> bool:
         view = self._view(study, trial, rung)
         eta, rescue = self._schedule.reduction_factor, None
-        if self._options.mode == "forecast" and self._options.rescue != "none":
+        forecast = self._options.mode == "forecast" and regime == "forecast"
+        if forecast and self._options.rescue != "none":
             following = self._schedule.rungs(rung.bracket)[rung.index + 1].budget
             chance = self._options.rescue == "chance"
 
@@ -399,26 +532,41 @@ class SwiftHyperbandPruner(BasePruner):
     def _view(
         self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, rung: Rung
     ) -> _decisions.RungView:
-        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        trials = self._read(study)
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-        with self._lock:
-            indexes = self._indexes.setdefault(study._storage, {})
-            index = indexes.get(study._study_id)
-            if index is None:
-                name = study.study_name
-                index = indexes[study._study_id] = TrialIndex(lambda n: self.bracket_of(name, n))
+        index = self._index(study)
         if index.update(trials):
             return _decisions.RungView(trial=trial, rung=rung, sign=sign, index=index)
         others = [t for t in trials if t.number != trial.number]
+        name = study.study_name
         return _decisions.RungView(
             trial=trial,
             rung=rung,
             sign=sign,
             others=others,
-            peers=[
-                t for t in others if self.bracket_of(study.study_name, t.number) == rung.bracket
-            ],
+            peers=[t for t in others if self._known_bracket(name, t) == rung.bracket],
         )
+
+    def _read(self, study: optuna.study.Study) -> list[optuna.trial.FrozenTrial]:
+        """The study's trials, read once per ``prune`` call: a trial's first call chooses its
+        regime and decides from the same read."""
+        trials = getattr(self._call, "trials", None)
+        if trials is None:
+            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            if getattr(self._call, "active", False):
+                self._call.trials = trials
+        return trials
+
+    def _index(self, study: optuna.study.Study) -> TrialIndex:
+        with self._lock:
+            indexes = self._indexes.setdefault(study._storage, {})
+            index = indexes.get(study._study_id)
+            if index is None:
+                name = study.study_name
+                index = indexes[study._study_id] = TrialIndex(
+                    lambda t: self._known_bracket(name, t)
+                )
+            return index
 
     def _record(
         self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, record: dict[str, Any]

@@ -32,10 +32,11 @@ class TrialIndex:
     """The trials of one study, with what decisions derive from its finished ones cached.
 
     Args:
-        bracket_of: a trial's Hyperband bracket from its number.
+        bracket_of: a trial's Hyperband bracket (the one recorded on it, since it may depend
+            on the study when the trial started).
     """
 
-    def __init__(self, bracket_of: Callable[[int], int]) -> None:
+    def __init__(self, bracket_of: Callable[[FrozenTrial], int]) -> None:
         self._bracket_of = bracket_of
         self._lock = threading.RLock()
         self._reset()
@@ -99,7 +100,7 @@ class TrialIndex:
         """The trials of ``bracket`` but number ``exclude``, by number."""
         with self._lock:
             of = self._bracket_of
-            return [t for t in self._trials if t.number != exclude and of(t.number) == bracket]
+            return [t for t in self._trials if t.number != exclude and of(t) == bracket]
 
     # Queries: the finished trials' part from the cache, the running trials' part afresh.
     def pool(self, step: int, target: int, exclude: int) -> Sequence[FrozenTrial]:
@@ -190,7 +191,7 @@ class TrialIndex:
         with self._lock:
 
             def add(values: list[tuple[int, float]], trial: FrozenTrial) -> None:
-                if self._bracket_of(trial.number) != bracket:
+                if self._bracket_of(trial) != bracket:
                     return
                 if (v := value_of(trial)) is not None:
                     values.append((trial.number, v))
@@ -198,11 +199,29 @@ class TrialIndex:
             done = self._scan(("competing", bracket, budget, key), list, add)
             values = [v for n, v in done if n != exclude]
             for t in self.running:
-                if t.number != exclude and self._bracket_of(t.number) == bracket:
+                if t.number != exclude and self._bracket_of(t) == bracket:
                     v = value_of(t)
                     if v is not None:
                         values.append(v)
             return values
+
+    def paired_values(self, first: int, second: int) -> tuple[list[float], list[float]]:
+        """The values at steps ``first`` and ``second`` of every trial that reported both (the
+        same order in both lists; non-finite values included)."""
+        with self._lock:
+
+            def add(part: tuple[list[float], list[float]], trial: FrozenTrial) -> None:
+                if (pair := _pair(trial, first, second)) is not None:
+                    part[0].append(pair[0])
+                    part[1].append(pair[1])
+
+            done = self._scan(("pair", first, second), lambda: ([], []), add)
+            xs, ys = list(done[0]), list(done[1])  # copies: the cached lists keep growing
+            for t in self.running:
+                if (pair := _pair(t, first, second)) is not None:
+                    xs.append(pair[0])
+                    ys.append(pair[1])
+            return xs, ys
 
     # ------------------------------------------------------------------------------------
     def _scan(self, key: Hashable, new: Callable[[], Any], add: Callable[[Any, Any], None]) -> Any:
@@ -269,6 +288,13 @@ class _Joined(Sequence):
     def __iter__(self) -> Iterator[FrozenTrial]:
         yield from self._first
         yield from self._second
+
+
+def _pair(trial: FrozenTrial, first: int, second: int) -> tuple[float, float] | None:
+    values = trial.intermediate_values
+    if first in values and second in values:
+        return values[first], values[second]
+    return None
 
 
 def _has_curve(step: int, target: int) -> Callable[[FrozenTrial], bool]:

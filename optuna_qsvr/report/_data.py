@@ -44,7 +44,8 @@ def trial_records(study: optuna.study.Study) -> list[dict[str, Any]]:
         Per trial in number order: ``number``, ``state`` (name), ``bracket`` (``None`` if the
         pruner never saw a step), ``epochs`` (``last_step``, 0 if none), ``value``,
         ``decisions`` and ``promotions`` (rung index to the pruner's validated record),
-        ``malformed`` (attribute name to what is wrong with it) and ``intermediate_values``.
+        ``malformed`` (attribute name to what is wrong with it), ``intermediate_values`` and
+        ``regime`` (the forecast mode's regime record, ``None`` without one).
     """
     out = []
     for t in study.get_trials(deepcopy=False):
@@ -62,6 +63,7 @@ def trial_records(study: optuna.study.Study) -> list[dict[str, Any]]:
                 "promotions": records.promotions,
                 "malformed": records.malformed,
                 "intermediate_values": dict(t.intermediate_values),
+                "regime": _records.regime_of_trial(t.system_attrs),
             }
         )
     return out
@@ -257,6 +259,7 @@ def build_report(study: optuna.study.Study) -> dict[str, Any]:
             "known_saving": saving,
             "hyperband_at_least": spent + saving,
         },
+        "regimes": _regimes(trials),
         "brackets": [brackets[k] for k in sorted(brackets, key=_none_last)],
         "rungs": [rungs[k] for k in sorted(rungs, key=lambda k: (*_none_last(k[0]), k[1]))],
         "fits": fits,
@@ -267,6 +270,19 @@ def build_report(study: optuna.study.Study) -> dict[str, Any]:
             for t in trials
             for name, error in sorted(t["malformed"].items())
         ],
+    }
+
+
+def _regimes(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many trials ran in each regime, and the rank persistence the latest trial to start
+    measured (``None`` if none was measured yet)."""
+    records = [t["regime"] for t in trials if t["regime"] is not None]
+    measured = [r for r in records if r["persistence"] is not None]
+    return {
+        "forecast": sum(r["regime"] == "forecast" for r in records),
+        "hyperband": sum(r["regime"] == "hyperband" for r in records),
+        "persistence": measured[-1]["persistence"] if measured else None,
+        "threshold": records[-1]["threshold"] if records else None,
     }
 
 

@@ -72,6 +72,7 @@ def report_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
             ["epochs saved on them, at least", f"{e['known_saving']}{share}"],
             ["plain Hyperband on the same trials, at least", str(e["hyperband_at_least"])],
             ["malformed records, skipped", str(len(report["malformed"]))],
+            *_regime_rows(report["regimes"]),
         ],
         "note": (
             "A trial pruned on a forecast at step t of rung i would have trained to r_i under "
@@ -103,6 +104,25 @@ def report_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
             "checked: forecasts of trials that went on to the target step; rmse "
             "checked: their error against the value they reached.",
         ),
+    ]
+
+
+def _regime_rows(regimes: dict[str, Any]) -> list[list[str]]:
+    """The forecast mode's regimes, when the study has any."""
+    if not regimes["forecast"] and not regimes["hyperband"]:
+        return []
+    rho = regimes["persistence"]
+    return [
+        [
+            "trials with forecasts / as Hyperband",
+            f"{regimes['forecast']} / {regimes['hyperband']}",
+        ],
+        [
+            "rank persistence, last measured",
+            "not measured yet"
+            if rho is None
+            else f"{rho:.3f} (threshold {regimes['threshold']:g})",
+        ],
     ]
 
 

@@ -118,20 +118,21 @@ class SwiftSampler(BaseSampler):
         return _StudyView(study, keep, self._forecast_aware)
 
     @staticmethod
-    def _bracket_filter(study: Study, trial: FrozenTrial) -> Callable[[int], bool] | None:
+    def _bracket_filter(study: Study, trial: FrozenTrial) -> Callable[[FrozenTrial], bool] | None:
         from optuna_qsvr.pruners import SwiftHyperbandPruner
 
         pruner = study.pruner
         name = study.study_name
         if isinstance(pruner, SwiftHyperbandPruner):
-            bracket = pruner.bracket_of(name, trial.number)
-            return lambda number: pruner.bracket_of(name, number) == bracket
+            # Chosen (and recorded) now for the trial being sampled; the others' as recorded.
+            bracket = pruner.bracket(study, trial)
+            return lambda t: pruner._known_bracket(name, t) == bracket
         if isinstance(pruner, optuna.pruners.HyperbandPruner):
             # Optuna's pruner knows its brackets only after its first prune call.
             if not pruner._pruners:
                 return None
             bracket = pruner._get_bracket_id(study, trial)
-            return lambda number: _optuna_bracket(pruner, study, number) == bracket
+            return lambda t: _optuna_bracket(pruner, study, t.number) == bracket
         return None
 
 
@@ -152,7 +153,7 @@ class _StudyView(optuna.study.Study):
     """The study as the base sampler should see it; shares the original's storage and state."""
 
     def __init__(
-        self, study: Study, keep: Callable[[int], bool] | None, forecast_aware: bool
+        self, study: Study, keep: Callable[[FrozenTrial], bool] | None, forecast_aware: bool
     ) -> None:
         self.__dict__.update(study.__dict__)
         self._inner = study
@@ -182,7 +183,7 @@ class _StudyView(optuna.study.Study):
         )
         out = []
         for t in trials:
-            if self._keep is not None and not self._keep(t.number):
+            if self._keep is not None and not self._keep(t):
                 continue
             if self._forecast_aware and t.state == TrialState.PRUNED:
                 forecast = _pruned_forecast(t)

@@ -131,9 +131,12 @@ def run_curve(study: optuna.Study, curve: dict[int, float]) -> optuna.trial.Froz
 
 
 def ask_in_bracket(study: optuna.Study, pruner: SwiftHyperbandPruner, bracket: int) -> None:
-    """Fill trial numbers until the next one falls in ``bracket`` (fillers fail at once)."""
+    """Fill trial numbers until the next one falls in ``bracket`` (fillers fail at once,
+    with no values, so they leave the study's rank persistence, and the next trial's regime,
+    as they are)."""
+    regime = pruner._regime_now(study)[0] if pruner._regimes else "forecast"
     for _ in range(1000):  # bounded: a broken bracket assignment fails, never hangs
-        if pruner.bracket_of(study.study_name, len(study.trials)) == bracket:
+        if pruner._bracket_in(regime, study.study_name, len(study.trials)) == bracket:
             return
         study.tell(study.ask(), state=TrialState.FAIL)
     raise AssertionError(f"no trial number falls in bracket {bracket}")

@@ -20,13 +20,14 @@ import optuna
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from optuna_qsvr import SwiftHyperbandPruner, _records
 from optuna_qsvr.benchmark import CurveTable
 from optuna_qsvr.benchmark._replay import replay_async
 from optuna_qsvr.benchmark._run import config_sequence, run_one
 from optuna_qsvr.pruners import _decisions
+from optuna_qsvr.pruners._persistence import paired_values
 from optuna_qsvr.pruners._schedule import Rung
 from optuna_qsvr.pruners._trial_index import TrialIndex, _Joined
 from tests._hypothesis import props
@@ -39,8 +40,8 @@ RUNGS = [
 BUDGETS = (1, 3, 5, 9)
 
 
-def _bracket(number: int) -> int:
-    return number * 7 % 3
+def _bracket(trial: FrozenTrial) -> int:
+    return trial.number * 7 % 3
 
 
 def _record(budget: int, decision: str) -> dict:
@@ -106,7 +107,7 @@ def _views(trials, index, own: int, rung: Rung, sign: float):
     if own >= len(trials):
         own_trial.number = own
     others = [t for t in trials if t.number != own]
-    peers = [t for t in others if _bracket(t.number) == rung.bracket]
+    peers = [t for t in others if _bracket(t) == rung.bracket]
     walk = _decisions.RungView(own_trial, rung, sign, others=others, peers=peers)
     return walk, _decisions.RungView(own_trial, rung, sign, index=index)
 
@@ -143,6 +144,11 @@ def test_index_answers_as_the_walk_over_a_growing_study(history, top_k, data) ->
         for rung in RUNGS:
             walk, indexed = _views(trials, index, own, rung, sign)
             _same_answers(walk, indexed, options)
+        # The rank persistence's pairs: the same trials' values (NaN included), in any order.
+        for first, second in ((1, 3), (3, 9), (1, 9)):
+            pairs = sorted(map(repr, zip(*index.paired_values(first, second), strict=True)))
+            walked = zip(*paired_values(trials, first, second), strict=True)
+            assert pairs == sorted(map(repr, walked))
 
 
 def test_an_index_resets_for_another_list_and_refuses_odd_numbering() -> None:
@@ -182,8 +188,8 @@ def test_an_index_resets_for_another_list_and_refuses_odd_numbering() -> None:
 def test_a_finished_trial_is_read_once() -> None:
     seen: list[int] = []
 
-    def bracket_of(number: int) -> int:
-        seen.append(number)
+    def bracket_of(trial: FrozenTrial) -> int:
+        seen.append(trial.number)
         return 0
 
     trials = [
@@ -212,8 +218,8 @@ def test_an_older_read_of_the_same_study_keeps_the_newer_state() -> None:
     and still starts again for a shorter list of another study."""
     seen: list[int] = []
 
-    def bracket_of(number: int) -> int:
-        seen.append(number)
+    def bracket_of(trial: FrozenTrial) -> int:
+        seen.append(trial.number)
         return 0
 
     study = optuna.create_study()
@@ -255,7 +261,7 @@ def test_a_read_as_long_as_the_last_brings_the_trials_finished_since() -> None:
     study.add_trial(optuna.trial.create_trial(value=0.5, intermediate_values={3: 0.5}))
     running = study.ask()
     running.report(0.2, 3)
-    index = TrialIndex(lambda number: 0)
+    index = TrialIndex(lambda trial: 0)
 
     def competing() -> list[float]:
         return index.competing(0, 3, "value", lambda t: t.intermediate_values[3], 99)
@@ -358,7 +364,8 @@ def _decisions_of(study: optuna.Study) -> list:
             t.state,
             t.last_step,
             sorted(
-                (k, v["decision"])
+                # Decision and promotion records, and the regime the trial ran in.
+                (k, v["decision"] if "decision" in v else v["regime"])
                 for k, v in t.system_attrs.items()
                 if k.startswith(_records.PREFIX)
             ),

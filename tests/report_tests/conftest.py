@@ -26,14 +26,18 @@ def swift_objective(trial: optuna.Trial) -> float:
 
 
 def make_swift_study(
-    storage: str | optuna.storages.BaseStorage | None, name: str, n_trials: int
+    storage: str | optuna.storages.BaseStorage | None,
+    name: str,
+    n_trials: int,
+    pruner: SwiftHyperbandPruner | None = None,
 ) -> optuna.Study:
-    """A real study decided by the real pruner, on ``storage``."""
+    """A real study decided by the real pruner (the paper mode's unless given), on ``storage``."""
     study = optuna.create_study(
         storage=storage,
         study_name=name,
         sampler=optuna.samplers.RandomSampler(seed=0),
-        pruner=SwiftHyperbandPruner(
+        pruner=pruner
+        or SwiftHyperbandPruner(
             mode="paper", min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3
         ),
     )

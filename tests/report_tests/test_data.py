@@ -46,6 +46,35 @@ def test_rung_counts_match_the_trials_records(swift_study) -> None:
     assert report["malformed"] == []
 
 
+def test_regimes_count_the_trials_records() -> None:
+    pruner = SwiftHyperbandPruner(min_resource=1, max_resource=MAX_RESOURCE, min_train_curves=3)
+    study = make_swift_study(None, "regimes", 30, pruner=pruner)
+    records = [_records.regime_of_trial(t.system_attrs) for t in study.trials]
+    measured = [r for r in records if r is not None and r["persistence"] is not None]
+    assert measured  # the study got far enough to measure its persistence
+
+    regimes = build_report(study)["regimes"]
+    assert regimes["forecast"] == sum(r is not None and r["regime"] == "forecast" for r in records)
+    assert regimes["hyperband"] == sum(
+        r is not None and r["regime"] == "hyperband" for r in records
+    )
+    assert regimes["forecast"] + regimes["hyperband"] == len(study.trials)
+    assert regimes["persistence"] == measured[-1]["persistence"]
+    out = io.StringIO()
+    render_terminal(build_report(study), Console(file=out, width=200))
+    assert f"{regimes['forecast']} / {regimes['hyperband']}" in out.getvalue()
+    assert "rank persistence, last measured" in out.getvalue()
+
+
+def test_paper_mode_reports_no_regime(swift_study) -> None:
+    assert build_report(load(swift_study))["regimes"] == {
+        "forecast": 0,
+        "hyperband": 0,
+        "persistence": None,
+        "threshold": None,
+    }
+
+
 def test_epochs_spent_and_known_saving(swift_study) -> None:
     study = load(swift_study)
     spent = sum(t.last_step or 0 for t in study.trials)

@@ -43,7 +43,9 @@ def _objective(trial: optuna.Trial) -> float:
 def _bracket_of(study: optuna.Study, number: int) -> int:
     pruner = study.pruner
     if isinstance(pruner, SwiftHyperbandPruner):
-        return pruner.bracket_of(study.study_name, number)
+        # The bracket the trial ran in, recorded on it (it depends on the study's rank
+        # persistence when the trial started).
+        return _records.bracket_of_trial(study.trials[number].user_attrs)
     stub = optuna.trial.create_trial(value=0.0)
     stub.number = number
     return pruner._get_bracket_id(study, stub)

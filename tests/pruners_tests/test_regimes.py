@@ -1,0 +1,265 @@
+"""Regimes: a trial runs with forecasts only once the study shows that early ranks last.
+
+The forecast mode measures the study's rank persistence (Spearman correlation of the trials'
+values at consecutive rung ends) when a trial starts. Before it can be measured, or while it is
+below ``min_rank_persistence``, the trial runs as in Optuna's HyperbandPruner: any of its
+brackets, successive halving alone. Optuna's pruner is the oracle for that regime.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_qsvr import SwiftHyperbandPruner, SwiftSampler, _records
+from optuna_qsvr.pruners._persistence import paired_values, rank_persistence
+from tests.pruners_tests.test_against_optuna import _curves, _optuna, _run
+
+
+# -- the measure ------------------------------------------------------------------------------
+def test_persistence_is_spearman_pooled_by_pairs() -> None:
+    up = (list(range(10)), [v * v for v in range(10)])  # same order: 1
+    down = (list(range(30)), [-v for v in range(30)])  # reversed: -1
+
+    one = rank_persistence([up], 10)
+    assert one.pairs == 10 and one.rho == pytest.approx(1.0)
+    both = rank_persistence([up, down], 10)
+    assert both.pairs == 40
+    assert both.rho == pytest.approx((10 * 1.0 + 30 * -1.0) / 40)
+
+
+def test_persistence_skips_small_tied_and_non_finite_columns() -> None:
+    small = ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    tied = ([5.0] * 12, list(range(12)))
+    nans = ([math.nan] * 5 + list(range(10)), list(range(15)))
+
+    assert rank_persistence([small, tied], 10).pairs == 0
+    assert math.isnan(rank_persistence([small, tied], 10).rho)
+    assert rank_persistence([small], 3).pairs == 3
+    # Five trials have no finite value at the first step: ten pairs remain, in order.
+    assert rank_persistence([nans], 10).pairs == 10
+    assert rank_persistence([nans], 10).rho == pytest.approx(1.0)
+    assert rank_persistence([nans], 11).pairs == 0
+
+
+def test_paired_values_take_trials_that_reported_both_steps() -> None:
+    trials = [
+        optuna.trial.create_trial(value=0.0, intermediate_values={1: 0.1, 3: 0.3}),
+        optuna.trial.create_trial(value=0.0, intermediate_values={1: 0.2}),
+        optuna.trial.create_trial(value=0.0, intermediate_values={3: 0.4, 1: 0.5, 9: 0.6}),
+    ]
+    assert paired_values(trials, 1, 3) == ([0.1, 0.5], [0.3, 0.4])
+    assert paired_values(trials, 3, 9) == ([0.4], [0.6])
+
+
+# -- the pruner's choice -------------------------------------------------------------------
+def _lines(n: int, steps: int, *, cross: bool, seed: int = 0) -> np.ndarray:
+    """Loss curves: parallel (ranks last) or reversing their order at every power of 3, the
+    rung ends of ``min_resource=1, eta=3`` (ranks never last)."""
+    rng = np.random.default_rng(seed)
+    level = rng.permutation(n)[:, None] / n
+    t = np.arange(1, steps + 1)[None, :]
+    if cross:
+        period = np.floor(np.log(t) / np.log(3) + 1e-9)
+        return 1.0 + np.where(period % 2 == 0, level, 1.0 - level)
+    return 1.0 + level + 0.0 * t
+
+
+def _report_all(study: optuna.Study, curves: np.ndarray) -> list[optuna.trial.FrozenTrial]:
+    """Each curve to the end or until pruned, one trial after another."""
+    for curve in curves:
+        trial = study.ask()
+        for step, value in enumerate(curve, start=1):
+            trial.report(float(value), step)
+            if step < len(curve) and trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, float(curve[-1]))
+    return study.get_trials(deepcopy=False)
+
+
+def _regimes(trials) -> list[str]:
+    return [_records.regime_of_trial(t.user_attrs)["regime"] for t in trials]
+
+
+def test_a_trial_runs_as_hyperband_until_persistence_is_measured(tmp_path) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'r.db'}", pruner=pruner)
+    first = _report_all(study, _lines(1, 27, cross=False))[0]
+
+    record = _records.regime_of_trial(first.system_attrs)
+    assert record == {"regime": "hyperband", "persistence": None, "pairs": 0, "threshold": 0.5}
+    hyperband = SwiftHyperbandPruner(max_resource=27, bracket_weights=(1,))
+    assert _records.bracket_of_trial(first.user_attrs) == hyperband.bracket_of(
+        study.study_name, first.number
+    )
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_lasting_ranks_bring_forecasts_and_reversing_ranks_keep_hyperband(cross) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5)
+    study = optuna.create_study(study_name=f"cross-{cross}", pruner=pruner)
+    trials = _report_all(study, _lines(120, 27, cross=cross))
+
+    records = [_records.regime_of_trial(t.system_attrs) for t in trials]
+    measured = [r for r in records if r["pairs"] > 0]
+    assert len(measured) > 80
+    late = measured[-20:]
+    if cross:
+        assert all(r["regime"] == "hyperband" and r["persistence"] < -0.9 for r in late)
+    else:
+        assert all(r["regime"] == "forecast" and r["persistence"] == 1.0 for r in late)
+    for t, r in zip(trials, records, strict=True):
+        forecast = pruner.bracket_of(study.study_name, t.number)
+        hyperband = pruner._hyperband.bracket_of(study.study_name, t.number)
+        expected = forecast if r["regime"] == "forecast" else hyperband
+        assert _records.bracket_of_trial(t.user_attrs) == expected
+        if r["regime"] == "hyperband":
+            # Successive halving alone: no forecast inside a rung, no rescue at its end.
+            read = _records.read_trial(t.system_attrs)
+            assert not read.decisions
+            assert all("rescued" not in p for p in read.promotions.values())
+    if not cross:
+        assert any(_records.read_trial(t.system_attrs).decisions for t in trials)
+
+
+@pytest.mark.parametrize("n_parallel", [1, 5])
+def test_the_hyperband_regime_decides_like_optuna_hyperband(n_parallel) -> None:
+    """Predictors can be fitted here (10 curves suffice), yet no trial may use them: with a
+    persistence no noisy study reaches, every trial is decided as Optuna's pruner decides,
+    in Hyperband's brackets (the forecast mode's default keeps two)."""
+    curves = _curves(90, 50, seed=11)
+    strict = SwiftHyperbandPruner(max_resource=50, min_rank_persistence=1.0)
+    swift = _run(strict, curves, n_parallel, "minimize")
+
+    assert swift == _run(_optuna(1, 50, 3), curves, n_parallel, "minimize")
+    # Not vacuous: the same study with forecasts decides otherwise.
+    forecasts = SwiftHyperbandPruner(max_resource=50, min_rank_persistence=-1.0)
+    assert _run(forecasts, curves, n_parallel, "minimize") != swift
+
+
+def test_a_recorded_choice_is_kept_by_every_pruner(tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path / 'k.db'}"
+    study = optuna.create_study(
+        storage=storage, study_name="kept", pruner=SwiftHyperbandPruner(max_resource=27)
+    )
+    _report_all(study, _lines(60, 27, cross=False))
+    trial = study.ask()
+    trial.report(1.5, 1)
+    trial.should_prune()  # chosen now: the forecast regime (ranks last)
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert _records.regime_of_trial(frozen.system_attrs)["regime"] == "forecast"
+    assert frozen.user_attrs[_records.REGIME_ATTR].startswith(
+        "forecast: rank persistence 1.000 >= 0.5"
+    )
+    bracket = _records.bracket_of_trial(frozen.user_attrs)
+
+    # Another process with another threshold reads the choice; it does not choose again.
+    other = SwiftHyperbandPruner(max_resource=27, min_rank_persistence=1.0)
+    loaded = optuna.load_study(study_name="kept", storage=storage, pruner=other)
+    assert other.bracket(loaded, frozen) == bracket
+    assert other._known_bracket("kept", frozen) == bracket
+    assert (
+        _records.regime_of_trial(loaded._storage.get_trial(trial._trial_id).system_attrs)["regime"]
+        == "forecast"
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"regime": "fast"},
+        {"regime": "forecast", "persistence": 2.0, "pairs": 3, "threshold": 0.5},
+        "forecast",
+        None,
+    ],
+)
+def test_a_malformed_regime_is_chosen_again(bad) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27)
+    study = optuna.create_study(pruner=pruner)
+    trial = study.ask()
+    study._storage.set_trial_system_attr(trial._trial_id, _records.REGIME_ATTR, bad)
+    study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, 0)
+    trial.report(1.0, 1)
+    trial.should_prune()
+
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert _records.regime_of_trial(frozen.system_attrs)["regime"] == "hyperband"
+    assert frozen.user_attrs[_records.BRACKET_ATTR] == pruner._hyperband.bracket_of(
+        study.study_name, 0
+    )
+
+
+def test_a_bracket_outside_the_schedule_is_chosen_again() -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27)
+    study = optuna.create_study(pruner=pruner)
+    trial = study.ask()
+    record = _records.new_regime("forecast", 0.9, 40, 0.5)
+    study._storage.set_trial_system_attr(trial._trial_id, _records.REGIME_ATTR, record)
+    study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, 9)
+    trial.report(1.0, 1)
+    trial.should_prune()
+
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert _records.regime_of_trial(frozen.system_attrs)["regime"] == "hyperband"
+    assert 0 <= frozen.user_attrs[_records.BRACKET_ATTR] <= pruner.schedule.s_max
+
+
+def test_a_persistence_equal_to_the_threshold_is_enough() -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27, min_rank_persistence=1.0)
+    study = optuna.create_study(pruner=pruner)
+    trials = _report_all(study, _lines(60, 27, cross=False))
+
+    last = _records.regime_of_trial(trials[-1].system_attrs)
+    assert last["persistence"] == pytest.approx(1.0) and last["regime"] == "forecast"
+
+
+def test_another_trials_malformed_bracket_falls_back_to_its_assignment() -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27)
+    trial = optuna.trial.create_trial(value=0.0, user_attrs={_records.BRACKET_ATTR: 9})
+    trial.number = 4
+    assert pruner._known_bracket("s", trial) == pruner.bracket_of("s", 4)
+    trial.user_attrs[_records.BRACKET_ATTR] = 1
+    assert pruner._known_bracket("s", trial) == 1
+
+
+def test_swift_sampler_chooses_the_regime_before_the_first_report() -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27)
+    study = optuna.create_study(sampler=SwiftSampler(), pruner=pruner)
+    trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert _records.regime_of_trial(frozen.system_attrs)["regime"] == "hyperband"
+    assert (
+        frozen.user_attrs[_records.REGIME_ATTR] == "hyperband: rank persistence not measured yet"
+    )
+    assert _records.bracket_of_trial(frozen.user_attrs) == pruner.bracket(study, study.trials[0])
+
+
+@pytest.mark.parametrize("value", [1.5, -1.01, "0.5", math.nan, True])
+def test_min_rank_persistence_is_checked(value) -> None:
+    with pytest.raises(ValueError, match="min_rank_persistence"):
+        SwiftHyperbandPruner(max_resource=27, min_rank_persistence=value)
+
+
+def test_min_rank_persistence_belongs_to_the_forecast_mode() -> None:
+    with pytest.raises(ValueError, match="min_rank_persistence"):
+        SwiftHyperbandPruner(max_resource=27, mode="paper", min_rank_persistence=0.5)
+
+
+@pytest.mark.parametrize("kwargs", [{"min_rank_persistence": False}, {"mode": "paper"}])
+def test_without_regimes_every_trial_takes_the_configured_brackets(kwargs) -> None:
+    pruner = SwiftHyperbandPruner(max_resource=27, **kwargs)
+    study = optuna.create_study(study_name="plain", pruner=pruner)
+    trials = _report_all(study, _lines(30, 27, cross=True))
+
+    for t in trials:
+        assert _records.REGIME_ATTR not in t.user_attrs
+        assert _records.REGIME_ATTR not in t.system_attrs
+        assert t.user_attrs[_records.BRACKET_ATTR] == pruner.bracket_of("plain", t.number)
