@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 seeds=${SEEDS:-20}
 bench_recorded "docs/benchmark/ablation-%s.json" \
   --seeds "$seeds" --workers 1 \
-  --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets \
+  --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets,swift:no-regimes \
   --swift-set 'no-points={"alpha": 1e-9}' \
   --swift-set 'no-final={"top_k": 1000000}' \
   --swift-set 'no-rescue={"rescue": false}' \
   --swift-set 'rank-rescue={"rescue": "rank"}' \
   --swift-set 'uncalibrated={"alpha": 0.49}' \
   --swift-set 'params={"features": ["curve", "params"]}' \
-  --swift-set 'hyperband-brackets={"bracket_weights": [1]}'
+  --swift-set 'hyperband-brackets={"bracket_weights": [1]}' \
+  --swift-set 'no-regimes={"min_rank_persistence": false}'

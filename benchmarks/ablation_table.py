@@ -18,9 +18,11 @@ ROWS = {
     "swift:no-final": "no final-value target (rung targets only)",
     "swift:uncalibrated": "point forecast, no calibration (alpha 0.49)",
     "swift:no-rescue": "no rescue at rung ends",
-    "swift:rank-rescue": "rescue by forecast rank, not calibrated chance (the previous default)",
+    "swift:rank-rescue": "rescue by forecast rank, not calibrated chance (an earlier default)",
     "swift:params": "hyperparameters as features",
-    "swift:hyperband-brackets": "all of Hyperband's brackets",
+    "swift:hyperband-brackets": "all of Hyperband's brackets (in the forecast regime)",
+    "swift:no-regimes": "every trial with forecasts, whatever the rank persistence "
+    "(the previous default)",
 }
 
 

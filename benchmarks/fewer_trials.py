@@ -19,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 
+from more_seeds_table import TABLES
+
 from optuna_qsvr.benchmark import (
     CurveTable,
     bootstrap,
@@ -27,7 +29,6 @@ from optuna_qsvr.benchmark import (
     fewer_trials_regret,
 )
 
-TABLES = ("cnn_digits", "lstm_babi17", "mlpf_delphes_sim", "resnet_mnist", "transformer_sort")
 # Every saved method but the two the rival is not for: no pruning (its own rival) and the
 # hindsight oracle (a bound, not a choice).
 SKIP = ("none", "oracle")

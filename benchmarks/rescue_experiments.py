@@ -2,6 +2,8 @@
 
     python benchmarks/rescue_experiments.py --variant median-last-cut --seeds 60
     python benchmarks/rescue_experiments.py --variant hedge:0.15 --variant hedge:0.3 --seeds 60
+    python benchmarks/rescue_experiments.py --variant hedge:0.3 \
+        --swift-options '{"min_rank_persistence": false}'    # every trial with forecasts
 
 Each variant patches the rescue in this process (the replay runs in one process so the patch
 applies) and replays the recorded tables beside the default on the same seeds:
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import binascii
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -133,6 +136,12 @@ def main() -> None:
     parser.add_argument("--tables", default=",".join(TABLES))
     parser.add_argument("--workers", default="1,8")
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--swift-options",
+        type=json.loads,
+        default=None,
+        help="pruner keyword arguments (JSON) of the default and every variant",
+    )
     args = parser.parse_args()
     variants = ["default", *args.variant]
     for name in args.tables.split(","):
@@ -152,6 +161,7 @@ def main() -> None:
                     n_workers=workers,
                     processes=1,
                     progress=False,
+                    swift_options=args.swift_options,
                 )
             for attr, function in _ORIGINAL.items():
                 setattr(_decisions, attr, function)

@@ -2,6 +2,7 @@
 
     python benchmarks/where_lost.py                   # swift-svr, 1 worker, recorded tables
     python benchmarks/where_lost.py --method swift:p33 --workers 8
+    python benchmarks/where_lost.py --swift-options '{"min_rank_persistence": false}'
 
 For every recorded table and seed, the benchmark's replay (the seeded permutation, 150 trials,
 eta 3, the table's epoch times) runs the method once; the seed's best configuration is the one
@@ -15,7 +16,10 @@ counts where it stopped:
   did not keep it;
 * ``no model to rescue``: successive halving stopped it and nothing asked a forecast (in the
   forecast mode: no predictor existed yet to rescue it, too few curves; the paper mode has no
-  rescue), with how many trials had finished before it started.
+  rescue), with how many trials had finished before it started;
+* ``stopped as in Hyperband``: the trial ran in the forecast mode's Hyperband regime (the
+  study's rank persistence was low, or not measured yet, when it started), where successive
+  halving decides alone.
 
 For a stop at a rung's end it also prints the trial's value there and its rank among the
 rung-mates, and for any stop the record's reason (the rescue's chances), as recorded.
@@ -25,23 +29,16 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import statistics
 
 import optuna
+from _replay_study import replay_study
 
 from optuna_qsvr import _records
-from optuna_qsvr.benchmark import (
-    CurveTable,
-    bundled_table,
-    config_sequence,
-    epoch_clock,
-    make_pruner,
-    make_sampler,
-    replay_async,
-)
+from optuna_qsvr.benchmark import CurveTable, bundled_table
 
 TABLES = {"cnn_digits": "maximize", "lstm_babi17": "maximize", "mlpf_delphes_sim": "minimize"}
-N_TRIALS = 150
 
 
 def where(system_attrs: dict, finished: bool) -> tuple[str, dict | None]:
@@ -52,8 +49,11 @@ def where(system_attrs: dict, finished: bool) -> tuple[str, dict | None]:
     for record in records.decisions.values():
         if record["decision"] == "pruned":
             return "pruned in a rung", record
+    hyperband = (_records.regime_of_trial(system_attrs) or {}).get("regime") == "hyperband"
     for record in records.promotions.values():
         if record["decision"] == "stopped":
+            if hyperband:
+                return "stopped as in Hyperband", record
             cause = "rescue refused" if "rescued" in record else "no model to rescue"
             return cause, record
     return "other", None
@@ -64,6 +64,9 @@ def main() -> None:
     parser.add_argument("--method", default="swift-svr")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--swift-options", type=json.loads, default=None, help="pruner keyword arguments, JSON"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name, direction in TABLES.items():
@@ -73,24 +76,11 @@ def main() -> None:
         finished_before: list[int] = []
         lines = []
         for seed in range(args.seeds):
-            sequence = config_sequence(table, seed, N_TRIALS)
-            study = optuna.create_study(
-                storage=optuna.storages.InMemoryStorage(),
-                study_name=f"replay-seed{seed}",  # the benchmark's brackets
-                direction=direction,
-                sampler=make_sampler("random", seed, table),
-                pruner=make_pruner(args.method, max_resource=table.max_step, table=table),
-            )
-            result = replay_async(
-                study,
-                table,
-                sequence,
-                n_workers=args.workers,
-                clock=epoch_clock(table, "auto", seed),
-                n_trials=N_TRIALS,
+            study, runs, sequence = replay_study(
+                table, direction, seed, args.method, args.workers, args.swift_options
             )
             best = min(sequence, key=lambda c: sign * table.finals[c])
-            run = next(t for t in result.trials if t.config == best)
+            run = next(t for t in runs if t.config == best)
             trial = study.get_trials(deepcopy=False)[run.number]
             cause, record = where(trial.system_attrs, run.final is not None)
             causes[cause] += 1
@@ -103,7 +93,7 @@ def main() -> None:
                 if record.get("reason"):
                     line += f" ({record['reason']})"
             if cause == "no model to rescue":
-                done = sum(t.final is not None and t.end <= run.start for t in result.trials)
+                done = sum(t.final is not None and t.end <= run.start for t in runs)
                 finished_before.append(done)
                 line += f", {done} trials finished before it started"
             lines.append(line)

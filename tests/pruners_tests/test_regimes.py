@@ -46,6 +46,16 @@ def test_persistence_skips_small_tied_and_non_finite_columns() -> None:
     assert rank_persistence([nans], 11).pairs == 0
 
 
+def test_persistence_reads_the_most_recent_trials_of_each_pair() -> None:
+    old_reversed = [float(v) for v in range(500)]
+    recent_ordered = [float(v) for v in range(1000)]
+    column = (old_reversed + recent_ordered, old_reversed[::-1] + recent_ordered)
+
+    assert rank_persistence([column], 10).rho == pytest.approx(1.0)
+    assert rank_persistence([column], 10).pairs == 1000
+    assert rank_persistence([column], 10, recent=1500).rho < 0.9  # the reversed ones count
+
+
 def test_paired_values_take_trials_that_reported_both_steps() -> None:
     trials = [
         optuna.trial.create_trial(value=0.0, intermediate_values={1: 0.1, 3: 0.3}),
