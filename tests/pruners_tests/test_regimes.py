@@ -180,44 +180,37 @@ def test_a_recorded_choice_is_kept_by_every_pruner(tmp_path) -> None:
     )
 
 
+def _first_call_after(regime: object, bracket: object) -> optuna.trial.FrozenTrial:
+    """A new study's first trial, its regime and bracket attributes set to these, after its
+    first report and ``should_prune``."""
+    study = optuna.create_study(
+        study_name="rechosen", pruner=SwiftHyperbandPruner(max_resource=27)
+    )
+    trial = study.ask()
+    study._storage.set_trial_system_attr(trial._trial_id, _records.REGIME_ATTR, regime)
+    study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, bracket)
+    trial.report(1.0, 1)
+    trial.should_prune()
+    return study._storage.get_trial(trial._trial_id)
+
+
 @pytest.mark.parametrize(
-    "bad",
+    ("regime", "bracket"),
     [
-        {"regime": "fast"},
-        {"regime": "forecast", "persistence": 2.0, "pairs": 3, "threshold": 0.5},
-        "forecast",
-        None,
+        ({"regime": "fast"}, 0),
+        ({"regime": "forecast", "persistence": 2.0, "pairs": 3, "threshold": 0.5}, 0),
+        ("forecast", 0),
+        (None, 0),
+        (_records.new_regime("forecast", 0.9, 40, 0.5), 9),  # a bracket outside the schedule
     ],
 )
-def test_a_malformed_regime_is_chosen_again(bad) -> None:
-    pruner = SwiftHyperbandPruner(max_resource=27)
-    study = optuna.create_study(pruner=pruner)
-    trial = study.ask()
-    study._storage.set_trial_system_attr(trial._trial_id, _records.REGIME_ATTR, bad)
-    study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, 0)
-    trial.report(1.0, 1)
-    trial.should_prune()
+def test_a_malformed_regime_or_bracket_is_chosen_again(regime, bracket) -> None:
+    frozen = _first_call_after(regime, bracket)
 
-    frozen = study._storage.get_trial(trial._trial_id)
+    # Chosen again: nothing measured yet in a new study, so Hyperband's regime and bracket.
     assert _records.regime_of_trial(frozen.system_attrs)["regime"] == "hyperband"
-    assert frozen.user_attrs[_records.BRACKET_ATTR] == pruner._hyperband.bracket_of(
-        study.study_name, 0
-    )
-
-
-def test_a_bracket_outside_the_schedule_is_chosen_again() -> None:
-    pruner = SwiftHyperbandPruner(max_resource=27)
-    study = optuna.create_study(pruner=pruner)
-    trial = study.ask()
-    record = _records.new_regime("forecast", 0.9, 40, 0.5)
-    study._storage.set_trial_system_attr(trial._trial_id, _records.REGIME_ATTR, record)
-    study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, 9)
-    trial.report(1.0, 1)
-    trial.should_prune()
-
-    frozen = study._storage.get_trial(trial._trial_id)
-    assert _records.regime_of_trial(frozen.system_attrs)["regime"] == "hyperband"
-    assert 0 <= frozen.user_attrs[_records.BRACKET_ATTR] <= pruner.schedule.s_max
+    hyperband = SwiftHyperbandPruner(max_resource=27, bracket_weights=(1,))
+    assert frozen.user_attrs[_records.BRACKET_ATTR] == hyperband.bracket_of("rechosen", 0)
 
 
 def test_a_persistence_equal_to_the_threshold_is_enough() -> None:
