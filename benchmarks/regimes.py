@@ -59,9 +59,7 @@ def main() -> None:
         budgets = None
         for seed in range(args.seeds):
             study, _, _ = replay_study(table, direction, seed, "swift-svr", args.workers)
-            pruner = study.pruner
-            s = pruner.schedule
-            budgets = sorted({r.budget for b in range(s.s_max + 1) for r in s.rungs(b)})
+            budgets = study.pruner._rung_budgets  # the rung ends the pruner pairs
             records = [
                 r
                 for t in study.get_trials(deepcopy=False)

@@ -81,8 +81,15 @@ def paired_values(
     """The values at steps ``first`` and ``second`` of every trial that reported both."""
     xs, ys = [], []
     for t in trials:
-        values = t.intermediate_values
-        if first in values and second in values:
-            xs.append(values[first])
-            ys.append(values[second])
+        if (pair := value_pair(t, first, second)) is not None:
+            xs.append(pair[0])
+            ys.append(pair[1])
     return xs, ys
+
+
+def value_pair(trial: FrozenTrial, first: int, second: int) -> tuple[float, float] | None:
+    """The trial's values at steps ``first`` and ``second``, if it reported both."""
+    values = trial.intermediate_values
+    if first in values and second in values:
+        return values[first], values[second]
+    return None

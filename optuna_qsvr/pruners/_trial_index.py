@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna_qsvr import _records
 from optuna_qsvr.pruners import _curves
+from optuna_qsvr.pruners._persistence import value_pair
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -211,14 +212,14 @@ class TrialIndex:
         with self._lock:
 
             def add(part: tuple[list[float], list[float]], trial: FrozenTrial) -> None:
-                if (pair := _pair(trial, first, second)) is not None:
+                if (pair := value_pair(trial, first, second)) is not None:
                     part[0].append(pair[0])
                     part[1].append(pair[1])
 
             done = self._scan(("pair", first, second), lambda: ([], []), add)
             xs, ys = list(done[0]), list(done[1])  # copies: the cached lists keep growing
             for t in self.running:
-                if (pair := _pair(t, first, second)) is not None:
+                if (pair := value_pair(t, first, second)) is not None:
                     xs.append(pair[0])
                     ys.append(pair[1])
             return xs, ys
@@ -288,13 +289,6 @@ class _Joined(Sequence):
     def __iter__(self) -> Iterator[FrozenTrial]:
         yield from self._first
         yield from self._second
-
-
-def _pair(trial: FrozenTrial, first: int, second: int) -> tuple[float, float] | None:
-    values = trial.intermediate_values
-    if first in values and second in values:
-        return values[first], values[second]
-    return None
 
 
 def _has_curve(step: int, target: int) -> Callable[[FrozenTrial], bool]:
