@@ -186,7 +186,9 @@ def test_maximize_mirrors_minimize(study_name) -> None:
 
 
 def test_too_few_curves_means_hyperband(study_name) -> None:
-    pruner = _pruner(min_train_curves=5)
+    # Without regimes: with them, too few curves also leave the persistence unmeasured, and
+    # the trial would run as Hyperband before any predictor is asked.
+    pruner = _pruner(min_train_curves=5, min_rank_persistence=False)
     study = optuna.create_study(study_name=study_name, pruner=pruner)
     for value in (0.10, 0.20, 0.30):
         _in_bracket(study, pruner, 0)
@@ -232,6 +234,8 @@ def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
         ({"rescue": "rank"}, "rescue: forecast within top 1/3 of "),
         ({"rescue_alpha": 0.95}, "rescue: P(beats best final value so far (k=1)) 0.933 < 0.95"),
         ({"rescue": False}, None),
+        # Without regimes every trial runs with forecasts, the rescue included.
+        ({"rescue": "rank", "min_rank_persistence": False}, "rescue: forecast within top 1/3 of "),
     ]
     for i, (options, reason) in enumerate(cases):
         pruner = _pruner(predictor=Slope(), alpha=0.001, **options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import warnings
+from collections import Counter
 
 import numpy as np
 import optuna
@@ -18,7 +19,14 @@ from optuna.trial import TrialState
 
 from optuna_qsvr import SwiftHyperbandPruner, _records
 from optuna_qsvr.pruners import _model_store
-from tests.pruners_tests._helpers import LastValue, add_complete, ask_in_bracket, flat, run_curve
+from tests.pruners_tests._helpers import (
+    LastValue,
+    add_complete,
+    ask_in_bracket,
+    crossing_curves,
+    flat,
+    run_curve,
+)
 
 
 def _study(name: str = "contract", **kwargs) -> tuple[optuna.Study, SwiftHyperbandPruner]:
@@ -141,6 +149,54 @@ def test_one_trial_index_per_study_kept_between_calls() -> None:
     assert list(pruner._indexes[storage].values()) == [index]
     run_curve(second, flat(0.5, 9))
     assert len(pruner._indexes[storage]) == 2
+
+
+class _CountingStorage(optuna.storages.InMemoryStorage):
+    """Optuna's in-memory storage, counting the study reads and each trial's record reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.study_reads: list[bool] = []  # each read's deepcopy flag
+        self.record_reads: Counter[int] = Counter()
+
+    def get_all_trials(self, study_id, deepcopy=True, states=None):
+        self.study_reads.append(deepcopy)
+        return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+
+    def get_trial_system_attrs(self, trial_id):
+        self.record_reads[trial_id] += 1
+        return super().get_trial_system_attrs(trial_id)
+
+
+def test_a_decision_reads_the_study_once_and_a_trial_its_records_once() -> None:
+    """A trial's first call chooses its regime and decides from one read of the study, with no
+    copy of its trials; the records of a trial are read once, however many calls it makes."""
+    storage = _CountingStorage()
+    pruner = SwiftHyperbandPruner(max_resource=9, predictor=LastValue(), min_train_curves=3)
+    study = optuna.create_study(storage=storage, pruner=pruner)
+    regimes = set()
+    for curve in crossing_curves(40, 9, seed=3):
+        trial = study.ask()
+        calls = 0
+        storage.record_reads.clear()
+        for step, value in enumerate(curve, start=1):
+            trial.report(float(value), step)
+            before = len(storage.study_reads)
+            pruned = trial.should_prune()
+            reads = storage.study_reads[before:]
+            assert reads in ([], [False]), (trial.number, step, reads)
+            calls += 1
+            if pruned:
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, float(curve[-1]))
+        assert storage.record_reads[trial._trial_id] <= 1, (trial.number, calls)
+        stored = storage.get_trial(trial._trial_id)
+        regimes.add(_records.regime_of_trial(stored.system_attrs)["regime"])
+    # Not vacuous: both regimes' first calls were counted, and forecasts were made.
+    assert regimes == {"hyperband", "forecast"}
+    assert any(_records.read_trial(t.system_attrs).decisions for t in study.trials)
 
 
 def test_a_new_storage_never_inherits_a_freed_ones_decisions() -> None:

@@ -46,6 +46,14 @@ def test_persistence_skips_small_tied_and_non_finite_columns() -> None:
     assert rank_persistence([nans], 11).pairs == 0
 
 
+def test_a_pair_tied_at_its_second_budget_is_skipped_and_the_next_counts() -> None:
+    diverged = (list(range(12)), [9.0] * 12)  # every trial at one value after the rung
+    ordered = (list(range(10)), list(range(10)))
+
+    measured = rank_persistence([diverged, ordered], 10)
+    assert measured.pairs == 10 and measured.rho == pytest.approx(1.0)
+
+
 def test_persistence_reads_the_most_recent_trials_of_each_pair() -> None:
     old_reversed = [float(v) for v in range(500)]
     recent_ordered = [float(v) for v in range(1000)]
@@ -91,10 +99,6 @@ def _report_all(study: optuna.Study, curves: np.ndarray) -> list[optuna.trial.Fr
         else:
             study.tell(trial, float(curve[-1]))
     return study.get_trials(deepcopy=False)
-
-
-def _regimes(trials) -> list[str]:
-    return [_records.regime_of_trial(t.user_attrs)["regime"] for t in trials]
 
 
 def test_a_trial_runs_as_hyperband_until_persistence_is_measured(tmp_path) -> None:
@@ -155,43 +159,79 @@ def test_the_hyperband_regime_decides_like_optuna_hyperband(n_parallel) -> None:
 
 def test_a_recorded_choice_is_kept_by_every_pruner(tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'k.db'}"
-    study = optuna.create_study(
-        storage=storage, study_name="kept", pruner=SwiftHyperbandPruner(max_resource=27)
-    )
-    _report_all(study, _lines(60, 27, cross=False))
+    strict = SwiftHyperbandPruner(max_resource=27, min_rank_persistence=1.0)
+    study = optuna.create_study(storage=storage, study_name="kept", pruner=strict)
+    # Ranks that mostly last: a persistence between the two pruners' thresholds.
+    noise = np.random.default_rng(1).normal(0.0, 0.05, (60, 27))
+    _report_all(study, _lines(60, 27, cross=False) + noise)
     trial = study.ask()
     trial.report(1.5, 1)
-    trial.should_prune()  # chosen now: the forecast regime (ranks last)
+    trial.should_prune()  # chosen now: Hyperband's regime, the persistence is below 1
     frozen = study._storage.get_trial(trial._trial_id)
-    assert _records.regime_of_trial(frozen.system_attrs)["regime"] == "forecast"
-    assert frozen.user_attrs[_records.REGIME_ATTR].startswith(
-        "forecast: rank persistence 1.000 >= 0.5"
-    )
+    record = _records.regime_of_trial(frozen.system_attrs)
+    assert record["regime"] == "hyperband" and 0.5 < record["persistence"] < 1.0
+    assert frozen.user_attrs[_records.REGIME_ATTR] == _records.regime_text(record)
+    assert frozen.user_attrs[_records.REGIME_ATTR].startswith("hyperband: rank persistence 0.")
     bracket = _records.bracket_of_trial(frozen.user_attrs)
 
-    # Another process with another threshold reads the choice; it does not choose again.
-    other = SwiftHyperbandPruner(max_resource=27, min_rank_persistence=1.0)
+    # Another process, whose threshold would choose forecasts now, reads the choice; it does
+    # not choose again, and it rewrites nothing.
+    other = SwiftHyperbandPruner(max_resource=27)
     loaded = optuna.load_study(study_name="kept", storage=storage, pruner=other)
+    assert other._regime_now(loaded)[0] == "forecast"
+    assert other._assign(loaded, frozen) == (bracket, "hyperband")
     assert other.bracket(loaded, frozen) == bracket
     assert other._known_bracket("kept", frozen) == bracket
-    assert (
-        _records.regime_of_trial(loaded._storage.get_trial(trial._trial_id).system_attrs)["regime"]
-        == "forecast"
+    stored = loaded._storage.get_trial(trial._trial_id)
+    assert _records.regime_of_trial(stored.system_attrs) == record
+    assert stored.user_attrs == frozen.user_attrs
+
+
+def _stored_with(
+    regime: object, bracket: object, **options: object
+) -> tuple[optuna.Study, optuna.trial.FrozenTrial]:
+    """A new study's first trial with these regime and bracket attributes, after its first
+    report, as the storage holds it (as another process's pruner would see it)."""
+    study = optuna.create_study(
+        study_name="rechosen", pruner=SwiftHyperbandPruner(max_resource=27, **options)
     )
+    trial = study.ask()
+    if regime is not None:
+        study._storage.set_trial_system_attr(trial._trial_id, _records.REGIME_ATTR, regime)
+    study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, bracket)
+    trial.report(1.0, 1)
+    return study, study._storage.get_trial(trial._trial_id)
 
 
 def _first_call_after(regime: object, bracket: object) -> optuna.trial.FrozenTrial:
-    """A new study's first trial, its regime and bracket attributes set to these, after its
-    first report and ``should_prune``."""
-    study = optuna.create_study(
-        study_name="rechosen", pruner=SwiftHyperbandPruner(max_resource=27)
-    )
-    trial = study.ask()
-    study._storage.set_trial_system_attr(trial._trial_id, _records.REGIME_ATTR, regime)
-    study._storage.set_trial_user_attr(trial._trial_id, _records.BRACKET_ATTR, bracket)
-    trial.report(1.0, 1)
-    trial.should_prune()
-    return study._storage.get_trial(trial._trial_id)
+    """That trial after the pruner's first call."""
+    study, stored = _stored_with(regime, bracket)
+    study.pruner.prune(study, stored)
+    return study._storage.get_trial(stored._trial_id)
+
+
+@pytest.mark.parametrize("bracket", [0, 3])  # the schedule's first and last (s_max) brackets
+def test_a_recorded_regime_and_bracket_are_kept(bracket) -> None:
+    record = _records.new_regime("forecast", 0.9, 40, 0.5)
+    frozen = _first_call_after(record, bracket)
+
+    # Nothing is measured in this new study: choosing again would give Hyperband's regime.
+    assert _records.regime_of_trial(frozen.system_attrs) == record
+    assert frozen.user_attrs[_records.BRACKET_ATTR] == bracket
+    assert _records.REGIME_ATTR not in frozen.user_attrs  # never rewritten
+
+
+def test_a_bracket_recorded_without_regimes_is_kept_only_without_regimes() -> None:
+    plain = SwiftHyperbandPruner(max_resource=27, min_rank_persistence=False)
+    other = 1 if plain.bracket_of("rechosen", 0) != 1 else 2
+    study, stored = _stored_with(None, other, min_rank_persistence=False)
+    # An earlier version's trial, or one of a study run without regimes: its bracket holds.
+    assert study.pruner._assign(study, stored) == (other, "forecast")
+    assert _records.REGIME_ATTR not in study._storage.get_trial(stored._trial_id).system_attrs
+
+    # With regimes, its regime was never chosen: it is now, with the bracket that goes with it.
+    frozen = _first_call_after(None, other)
+    assert _records.regime_of_trial(frozen.system_attrs)["regime"] == "hyperband"
 
 
 @pytest.mark.parametrize(
@@ -201,7 +241,10 @@ def _first_call_after(regime: object, bracket: object) -> optuna.trial.FrozenTri
         ({"regime": "forecast", "persistence": 2.0, "pairs": 3, "threshold": 0.5}, 0),
         ("forecast", 0),
         (None, 0),
-        (_records.new_regime("forecast", 0.9, 40, 0.5), 9),  # a bracket outside the schedule
+        # Brackets outside the schedule's 0..3.
+        (_records.new_regime("forecast", 0.9, 40, 0.5), 4),
+        (_records.new_regime("forecast", 0.9, 40, 0.5), -1),
+        (_records.new_regime("forecast", 0.9, 40, 0.5), "1"),
     ],
 )
 def test_a_malformed_regime_or_bracket_is_chosen_again(regime, bracket) -> None:
@@ -211,6 +254,42 @@ def test_a_malformed_regime_or_bracket_is_chosen_again(regime, bracket) -> None:
     assert _records.regime_of_trial(frozen.system_attrs)["regime"] == "hyperband"
     hyperband = SwiftHyperbandPruner(max_resource=27, bracket_weights=(1,))
     assert frozen.user_attrs[_records.BRACKET_ATTR] == hyperband.bracket_of("rechosen", 0)
+
+
+def _regime_of(study: optuna.Study, trial: optuna.Trial) -> str:
+    return _records.regime_of_trial(study._storage.get_trial(trial._trial_id).system_attrs)[
+        "regime"
+    ]
+
+
+@pytest.mark.parametrize("after_prune_calls", [False, True])
+def test_a_regime_chosen_outside_a_prune_call_reads_the_study_as_it_is_then(
+    after_prune_calls,
+) -> None:
+    """A sampler asks for brackets between prune calls, or before any: each ask reads the
+    study anew (one read is shared only within a prune call)."""
+    pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5)
+    study = optuna.create_study(study_name="asks", pruner=pruner)
+
+    def add(levels) -> None:  # finished trials, told without a prune call
+        for level in levels:
+            values = {s: float(level + 0.01 * s) for s in range(1, 28)}
+            trial = optuna.trial.create_trial(value=values[27], intermediate_values=values)
+            study.add_trial(trial)
+
+    # Too few pairs to measure the persistence.
+    if after_prune_calls:
+        _report_all(study, _lines(3, 27, cross=False))
+    else:
+        add([0.2, 0.5, 0.8])
+    early = study.ask()
+    pruner.bracket(study, study._storage.get_trial(early._trial_id))
+    assert _regime_of(study, early) == "hyperband"
+    add(np.linspace(0.1, 0.9, 12))
+
+    later = study.ask()
+    pruner.bracket(study, study._storage.get_trial(later._trial_id))
+    assert _regime_of(study, later) == "forecast"
 
 
 def test_a_persistence_equal_to_the_threshold_is_enough() -> None:
