@@ -183,7 +183,7 @@ def _open_proxy(
 def _rdb_storage(
     url: str, kwargs: dict[str, Any], heartbeat_interval: int | None, grace_period: int | None
 ) -> optuna.storages.RDBStorage:
-    import optuna
+    from optuna_qsvr._rdb import AtomicStateRDBStorage
 
     if heartbeat_interval:
         kwargs.update(
@@ -191,7 +191,8 @@ def _rdb_storage(
             grace_period=grace_period or 4 * heartbeat_interval,
             heartbeat_stale_trial_callback=requeue_trial,
         )
-    return optuna.storages.RDBStorage(url, **kwargs)
+    # Workers race to start queued trials and to fail silent ones: one must win each.
+    return AtomicStateRDBStorage(url, **kwargs)
 
 
 def requeue_trial(study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -1,0 +1,67 @@
+"""Optuna's RDB storage with trial state changes that are atomic on SQLite too.
+
+``RDBStorage.set_trial_state_values`` reads a trial's state, checks it, and writes the new one,
+relying on ``SELECT ... FOR UPDATE`` to keep other processes out in between. SQLite has no row
+locks, and its Python driver opens a transaction only at the first write, so two workers can
+both read a WAITING trial and both start it (``Study.ask`` runs one queued trial twice), or
+both fail the same silent RUNNING trial and both queue it again. Measured with four processes
+on one SQLite file: up to all four won the same transition. Here the write carries the
+condition (``UPDATE ... WHERE state IN (...)``), which every database applies atomically: one
+process changes the row, the others change none and are told so, as Optuna tells a loser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import optuna
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.trial import TrialState
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import update
+
+_UNFINISHED = (TrialState.WAITING, TrialState.RUNNING)
+
+
+class AtomicStateRDBStorage(optuna.storages.RDBStorage):
+    """:class:`optuna.storages.RDBStorage` whose ``set_trial_state_values`` is a
+    compare-and-set: the same answers as Optuna's (``True`` for the process that changed the
+    state; ``False`` for a trial that is no longer WAITING when asked to run;
+    :class:`~optuna.exceptions.UpdateFinishedTrialError` for a finished one), decided by the
+    database's conditional update rather than by a row lock SQLite does not have."""
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        # Only a WAITING trial may start; any unfinished one may finish.
+        sources = (TrialState.WAITING,) if state == TrialState.RUNNING else _UNFINISHED
+        trial_model = models.TrialModel
+        try:
+            with _create_scoped_session(self.scoped_session) as session:
+                # The claim: a write that changes nothing, made only if the state is still one
+                # it may leave. It opens the write transaction (SQLite) or locks the row
+                # (PostgreSQL, MySQL) before the state is read, so a racing process's claim
+                # waits for this commit and then matches no row.
+                claimed = session.execute(
+                    update(trial_model)
+                    .where(trial_model.trial_id == trial_id, trial_model.state.in_(sources))
+                    .values(state=trial_model.state)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                trial = trial_model.find_or_raise_by_id(trial_id, session)
+                if claimed != 1:
+                    self.check_trial_is_updatable(trial_id, trial.state)
+                    return False
+                # From here on, Optuna's own steps.
+                for objective, value in enumerate(values or ()):
+                    self._set_trial_value_without_commit(session, trial, objective, value)
+                trial.state = state
+                if state == TrialState.RUNNING:
+                    trial.datetime_start = datetime.now()
+                if state.is_finished():
+                    trial.datetime_complete = datetime.now()
+        except sa_exc.IntegrityError:
+            return False
+        return True
