@@ -78,6 +78,8 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "tests/pruners_tests/test_decisions.py",
             "tests/pruners_tests/test_forecast_mode.py",
             "tests/pruners_tests/test_swift_hyperband.py::test_invalid_arguments_name_the_value",
+            # min_rank_persistence: its checks, and False read as no regimes.
+            "tests/pruners_tests/test_regimes.py",
             # The decisions read the trial index when the pruner passes one.
             "tests/pruners_tests/test_trial_index.py",
             "-k",

@@ -585,3 +585,59 @@ def test_only_a_stop_gets_a_dashboard_line() -> None:
     assert _records.read_trial(frozen.system_attrs).promotions[1]["decision"] == "stopped"
     lines = {k: v for k, v in frozen.user_attrs.items() if k.startswith(_records.PREFIX)}
     assert lines == {"swift:rung1:promotion": "stopped at 3: rank 2 of 3 (ASHA)"}
+
+
+# -- regime records ------------------------------------------------------------------------
+_REGIME = {"regime": "forecast", "persistence": 0.62, "pairs": 40, "threshold": 0.5}
+
+
+def test_a_regime_record_round_trips_and_an_unmeasured_persistence_is_null() -> None:
+    assert _records.new_regime("forecast", 0.62, 40, 0.5) == _REGIME
+    unmeasured = _records.new_regime("hyperband", math.nan, 0, 0.5)
+    assert unmeasured == {"regime": "hyperband", "persistence": None, "pairs": 0, "threshold": 0.5}
+    for record in (_REGIME, unmeasured):
+        stored = json.loads(json.dumps(record))
+        assert _records.regime_of_trial({_records.REGIME_ATTR: stored}) == record
+    # At the limits of a correlation.
+    for rho in (-1.0, 1.0):
+        at = _records.new_regime("forecast", rho, 3, 0.0)
+        assert _records.regime_of_trial({_records.REGIME_ATTR: at}) == at
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("regime", "fast"),
+        ("regime", None),
+        ("persistence", 1.01),
+        ("persistence", -1.01),
+        ("persistence", "0.6"),
+        ("persistence", True),
+        ("pairs", -1),
+        ("pairs", 4.0),
+        ("pairs", None),
+        ("threshold", "0.5"),
+        ("threshold", None),
+    ],
+)
+def test_a_regime_record_with_one_wrong_field_is_malformed(field, value) -> None:
+    assert _records.regime_of_trial({_records.REGIME_ATTR: {**_REGIME, field: value}}) is None
+    missing = {k: v for k, v in _REGIME.items() if k != field}
+    if field != "persistence":  # a missing persistence reads as not measured
+        assert _records.regime_of_trial({_records.REGIME_ATTR: missing}) is None
+
+
+@pytest.mark.parametrize("value", [None, "forecast", ["forecast"], 0.5])
+def test_a_regime_record_that_is_not_a_mapping_is_malformed(value) -> None:
+    assert _records.regime_of_trial({_records.REGIME_ATTR: value}) is None
+    assert _records.regime_of_trial({"swift:other": _REGIME}) is None
+
+
+def test_regime_lines() -> None:
+    assert _records.regime_text(_REGIME) == "forecast: rank persistence 0.620 >= 0.5 (40 pairs)"
+    at = {**_REGIME, "persistence": 0.5}
+    assert _records.regime_text(at) == "forecast: rank persistence 0.500 >= 0.5 (40 pairs)"
+    below = {**_REGIME, "regime": "hyperband", "persistence": 0.499}
+    assert _records.regime_text(below) == "hyperband: rank persistence 0.499 < 0.5 (40 pairs)"
+    unmeasured = _records.new_regime("hyperband", math.nan, 0, 0.5)
+    assert _records.regime_text(unmeasured) == "hyperband: rank persistence not measured yet"

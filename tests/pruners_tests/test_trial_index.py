@@ -151,6 +151,48 @@ def test_index_answers_as_the_walk_over_a_growing_study(history, top_k, data) ->
             assert pairs == sorted(map(repr, walked))
 
 
+def test_trials_stopped_early_in_a_rung_count_once_each_but_the_decided_one() -> None:
+    """``rung_value``'s ``stopped``: the trials pruned inside the rung ending at the budget
+    (a pruned record there and no value at it), finished or still running, except the trial
+    being decided, counted whatever the cache holds."""
+
+    def trial(number, curve, state, record=None):
+        attrs = {_records.decision_attr(1): _record(*record)} if record else {}
+        t = optuna.trial.create_trial(
+            state=state,
+            value=0.0 if state == TrialState.COMPLETE else None,
+            intermediate_values=curve,
+            system_attrs=attrs,
+        )
+        t.number = number
+        return t
+
+    trials = [
+        trial(0, {1: 0.1, 2: 0.1, 3: 0.1}, TrialState.COMPLETE),
+        trial(1, {1: 0.5}, TrialState.PRUNED, (3, "pruned")),
+        trial(2, {1: 0.6, 2: 0.6}, TrialState.PRUNED, (3, "pruned")),
+        trial(3, {1: 0.7}, TrialState.PRUNED, (9, "pruned")),  # another rung's stop
+        trial(4, {1: 0.2, 2: 0.2, 3: 0.2}, TrialState.COMPLETE),
+        trial(5, {1: 0.8}, TrialState.PRUNED, (3, "kept")),  # kept: not a stop
+        trial(6, {1: 0.9}, TrialState.RUNNING, (3, "pruned")),  # pruned, not yet told
+        trial(7, {1: 0.3, 2: 0.3}, TrialState.RUNNING),
+        trial(8, {1: 0.4}, TrialState.PRUNED, (3, "pruned")),
+    ]
+    index = TrialIndex(lambda t: 0)
+    assert index.update(trials)
+
+    def counts(exclude: int) -> tuple[int, int]:
+        seen = []
+        index.rung_value(3, 1.0, exclude, lambda n, stopped: seen.append((n, stopped)))
+        return seen[0]
+
+    for _ in range(2):  # the second time from the cache
+        assert counts(exclude=7) == (2, 4)
+        assert counts(exclude=1) == (2, 3)  # the decided trial is not its own rung-mate
+        assert counts(exclude=6) == (2, 3)
+        assert counts(exclude=0) == (1, 4)
+
+
 def test_an_index_resets_for_another_list_and_refuses_odd_numbering() -> None:
     def study(values):
         s = optuna.create_study()
