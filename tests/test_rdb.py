@@ -66,7 +66,7 @@ def test_racing_processes_change_a_trial_s_state_once(kind, start, state, tmp_pa
         p.join(timeout=60)
         assert p.exitcode == 0
 
-    # Optuna's own RDBStorage let 2-4 processes win one trial on SQLite in a third of the trials.
+    # Optuna's own RDBStorage on SQLite let 2 to 4 processes win in 8 to 11 of the 30 trials.
     assert [sum(w[i] for w in won) for i in range(_TRIALS)] == [1] * _TRIALS
     assert all(t.state == state for t in study.get_trials() if t._trial_id in trial_ids)
 
