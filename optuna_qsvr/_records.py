@@ -226,13 +226,20 @@ def bracket_of_trial(user_attrs: Mapping[str, Any]) -> int | None:
     return value if _is_int(value) else None
 
 
-def new_regime(regime: str, persistence: float, pairs: int, threshold: float) -> dict[str, Any]:
-    """A regime record; a persistence that could not be measured (``nan``) is stored as null."""
+def new_regime(
+    regime: str, persistence: float, pairs: int, threshold: float, bracket: int
+) -> dict[str, Any]:
+    """A regime record; a persistence that could not be measured (``nan``) is stored as null.
+
+    It carries the trial's bracket too: in the trial's own process Optuna hands the pruner a
+    copy of the user attributes taken when the trial started, which lacks the ``swift:bracket``
+    written later, while the system attributes are read from the storage."""
     return {
         "regime": regime,
         "persistence": persistence if math.isfinite(persistence) else None,
         "pairs": pairs,
         "threshold": threshold,
+        "bracket": bracket,
     }
 
 
@@ -257,6 +264,9 @@ def regime_of_trial(system_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     if persistence is not None and not (_is_number(persistence) and -1.0 <= persistence <= 1.0):
         return None
     if not (_is_int(pairs) and pairs >= 0) or not _is_number(record.get("threshold")):
+        return None
+    # Records written before the bracket was part of them have none.
+    if "bracket" in record and not (_is_int(record["bracket"]) and record["bracket"] >= 0):
         return None
     return dict(record)
 

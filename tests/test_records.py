@@ -588,19 +588,26 @@ def test_only_a_stop_gets_a_dashboard_line() -> None:
 
 
 # -- regime records ------------------------------------------------------------------------
-_REGIME = {"regime": "forecast", "persistence": 0.62, "pairs": 40, "threshold": 0.5}
+_REGIME = {"regime": "forecast", "persistence": 0.62, "pairs": 40, "threshold": 0.5, "bracket": 2}
 
 
 def test_a_regime_record_round_trips_and_an_unmeasured_persistence_is_null() -> None:
-    assert _records.new_regime("forecast", 0.62, 40, 0.5) == _REGIME
-    unmeasured = _records.new_regime("hyperband", math.nan, 0, 0.5)
-    assert unmeasured == {"regime": "hyperband", "persistence": None, "pairs": 0, "threshold": 0.5}
-    for record in (_REGIME, unmeasured):
+    assert _records.new_regime("forecast", 0.62, 40, 0.5, 2) == _REGIME
+    unmeasured = _records.new_regime("hyperband", math.nan, 0, 0.5, 0)
+    assert unmeasured == {
+        "regime": "hyperband",
+        "persistence": None,
+        "pairs": 0,
+        "threshold": 0.5,
+        "bracket": 0,
+    }
+    without_bracket = {k: v for k, v in _REGIME.items() if k != "bracket"}  # an older record
+    for record in (_REGIME, unmeasured, without_bracket):
         stored = json.loads(json.dumps(record))
         assert _records.regime_of_trial({_records.REGIME_ATTR: stored}) == record
     # At the limits of a correlation.
     for rho in (-1.0, 1.0):
-        at = _records.new_regime("forecast", rho, 3, 0.0)
+        at = _records.new_regime("forecast", rho, 3, 0.0, 1)
         assert _records.regime_of_trial({_records.REGIME_ATTR: at}) == at
 
 
@@ -618,12 +625,18 @@ def test_a_regime_record_round_trips_and_an_unmeasured_persistence_is_null() -> 
         ("pairs", None),
         ("threshold", "0.5"),
         ("threshold", None),
+        ("bracket", -1),
+        ("bracket", "2"),
+        ("bracket", 2.0),
+        ("bracket", None),
+        ("bracket", True),
     ],
 )
 def test_a_regime_record_with_one_wrong_field_is_malformed(field, value) -> None:
     assert _records.regime_of_trial({_records.REGIME_ATTR: {**_REGIME, field: value}}) is None
     missing = {k: v for k, v in _REGIME.items() if k != field}
-    if field != "persistence":  # a missing persistence reads as not measured
+    # A missing persistence reads as not measured, a missing bracket as an older record's.
+    if field not in ("persistence", "bracket"):
         assert _records.regime_of_trial({_records.REGIME_ATTR: missing}) is None
 
 
@@ -639,5 +652,5 @@ def test_regime_lines() -> None:
     assert _records.regime_text(at) == "forecast: rank persistence 0.500 >= 0.5 (40 pairs)"
     below = {**_REGIME, "regime": "hyperband", "persistence": 0.499}
     assert _records.regime_text(below) == "hyperband: rank persistence 0.499 < 0.5 (40 pairs)"
-    unmeasured = _records.new_regime("hyperband", math.nan, 0, 0.5)
+    unmeasured = _records.new_regime("hyperband", math.nan, 0, 0.5, 0)
     assert _records.regime_text(unmeasured) == "hyperband: rank persistence not measured yet"

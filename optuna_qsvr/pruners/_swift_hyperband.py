@@ -282,10 +282,15 @@ class SwiftHyperbandPruner(BasePruner):
             return cache.setdefault(trial._trial_id, chosen)
 
     def _recorded_assignment(self, trial: optuna.trial.FrozenTrial) -> tuple[int, str] | None:
-        bracket = _records.bracket_of_trial(trial.user_attrs)
+        record = _records.regime_of_trial(trial.system_attrs)
+        # The record's bracket first: the trial's own process sees its user attributes as they
+        # were when it started (see _records.new_regime).
+        if record is not None and "bracket" in record:
+            bracket = record["bracket"]
+        else:
+            bracket = _records.bracket_of_trial(trial.user_attrs)
         if bracket is None or not 0 <= bracket <= self._schedule.s_max:
             return None
-        record = _records.regime_of_trial(trial.system_attrs)
         if record is None:
             # Chosen without regimes: the paper mode (whose rules are its own), the option
             # off, or an earlier version of the package.
@@ -304,7 +309,7 @@ class SwiftHyperbandPruner(BasePruner):
         regime, measured = self._regime_now(study)
         bracket = self._bracket_in(regime, name, trial.number)
         threshold = float(self._options.min_rank_persistence)  # type: ignore[arg-type]
-        record = _records.new_regime(regime, measured.rho, measured.pairs, threshold)
+        record = _records.new_regime(regime, measured.rho, measured.pairs, threshold, bracket)
         storage.set_trial_system_attr(trial._trial_id, _records.REGIME_ATTR, record)
         storage.set_trial_user_attr(
             trial._trial_id, _records.REGIME_ATTR, _records.regime_text(record)

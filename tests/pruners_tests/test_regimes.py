@@ -107,11 +107,16 @@ def test_a_trial_runs_as_hyperband_until_persistence_is_measured(tmp_path) -> No
     first = _report_all(study, _lines(1, 27, cross=False))[0]
 
     record = _records.regime_of_trial(first.system_attrs)
-    assert record == {"regime": "hyperband", "persistence": None, "pairs": 0, "threshold": 0.5}
     hyperband = SwiftHyperbandPruner(max_resource=27, bracket_weights=(1,))
-    assert _records.bracket_of_trial(first.user_attrs) == hyperband.bracket_of(
-        study.study_name, first.number
-    )
+    bracket = hyperband.bracket_of(study.study_name, first.number)
+    assert record == {
+        "regime": "hyperband",
+        "persistence": None,
+        "pairs": 0,
+        "threshold": 0.5,
+        "bracket": bracket,
+    }
+    assert _records.bracket_of_trial(first.user_attrs) == bracket
 
 
 @pytest.mark.parametrize("cross", [False, True])
@@ -186,6 +191,20 @@ def test_a_recorded_choice_is_kept_by_every_pruner(tmp_path) -> None:
     assert _records.regime_of_trial(stored.system_attrs) == record
     assert stored.user_attrs == frozen.user_attrs
 
+    # In the trial's own process, a pruner that did not choose (here the study's, while the
+    # other chose) sees Optuna's copy of the user attributes from the trial's start, without
+    # the bracket: it reads the choice from the regime record.
+    running = loaded.ask()
+    strict.bracket(loaded, loaded._storage.get_trial(running._trial_id))
+    chosen = _records.regime_of_trial(loaded._storage.get_trial(running._trial_id).system_attrs)
+    assert chosen["regime"] == "hyperband"
+    running.report(1.5, 1)
+    assert _records.BRACKET_ATTR not in running._get_latest_trial().user_attrs
+    running.should_prune()  # the study's pruner: threshold 0.5
+    assert other._assign(loaded, running._get_latest_trial()) == (chosen["bracket"], "hyperband")
+    after = loaded._storage.get_trial(running._trial_id)
+    assert _records.regime_of_trial(after.system_attrs) == chosen
+
 
 def _stored_with(
     regime: object, bracket: object, **options: object
@@ -211,8 +230,11 @@ def _first_call_after(regime: object, bracket: object) -> optuna.trial.FrozenTri
 
 
 @pytest.mark.parametrize("bracket", [0, 3])  # the schedule's first and last (s_max) brackets
-def test_a_recorded_regime_and_bracket_are_kept(bracket) -> None:
-    record = _records.new_regime("forecast", 0.9, 40, 0.5)
+@pytest.mark.parametrize("in_record", [True, False])  # False: a record of the previous version
+def test_a_recorded_regime_and_bracket_are_kept(bracket, in_record) -> None:
+    record = _records.new_regime("forecast", 0.9, 40, 0.5, bracket)
+    if not in_record:
+        del record["bracket"]
     frozen = _first_call_after(record, bracket)
 
     # Nothing is measured in this new study: choosing again would give Hyperband's regime.
@@ -241,10 +263,13 @@ def test_a_bracket_recorded_without_regimes_is_kept_only_without_regimes() -> No
         ({"regime": "forecast", "persistence": 2.0, "pairs": 3, "threshold": 0.5}, 0),
         ("forecast", 0),
         (None, 0),
-        # Brackets outside the schedule's 0..3.
-        (_records.new_regime("forecast", 0.9, 40, 0.5), 4),
-        (_records.new_regime("forecast", 0.9, 40, 0.5), -1),
-        (_records.new_regime("forecast", 0.9, 40, 0.5), "1"),
+        # Brackets outside the schedule's 0..3, in the record or (older records) not.
+        (_records.new_regime("forecast", 0.9, 40, 0.5, 4), 0),
+        (_records.new_regime("forecast", 0.9, 40, 0.5, -1), 0),
+        (_records.new_regime("forecast", 0.9, 40, 0.5, "1"), 0),
+        ({"regime": "forecast", "persistence": 0.9, "pairs": 40, "threshold": 0.5}, 4),
+        ({"regime": "forecast", "persistence": 0.9, "pairs": 40, "threshold": 0.5}, -1),
+        ({"regime": "forecast", "persistence": 0.9, "pairs": 40, "threshold": 0.5}, "1"),
     ],
 )
 def test_a_malformed_regime_or_bracket_is_chosen_again(regime, bracket) -> None:
