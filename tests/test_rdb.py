@@ -4,8 +4,8 @@ RDBStorage is the oracle)."""
 
 from __future__ import annotations
 
-import multiprocessing
-import uuid
+import importlib
+from pathlib import Path
 
 import optuna
 import pytest
@@ -18,19 +18,7 @@ from tests.conftest import make_storage
 
 _PROCESSES = 4
 _TRIALS = 30
-
-
-def _race(url: str, trial_ids: list[int], state: TrialState, barrier, results) -> None:
-    """One worker: change every trial to ``state`` at the same moment as the others."""
-    storage = AtomicStateRDBStorage(url)
-    won = []
-    for trial_id in trial_ids:
-        barrier.wait(timeout=60)
-        try:
-            won.append(storage.set_trial_state_values(trial_id, state))
-        except UpdateFinishedTrialError:
-            won.append(False)
-    results.put(won)
+_BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -41,34 +29,21 @@ def _race(url: str, trial_ids: list[int], state: TrialState, barrier, results) -
         (TrialState.RUNNING, TrialState.FAIL),  # workers failing one silent trial
     ],
 )
-def test_racing_processes_change_a_trial_s_state_once(kind, start, state, tmp_path) -> None:
+def test_racing_processes_change_a_trial_s_state_once(
+    kind, start, state, tmp_path, monkeypatch
+) -> None:
     url = make_storage(kind, tmp_path)
-    storage = AtomicStateRDBStorage(url)
-    study = optuna.create_study(storage=storage, study_name=f"race-{uuid.uuid4().hex[:8]}")
-    for _ in range(_TRIALS):
-        if start == TrialState.WAITING:
-            study.enqueue_trial({})
-        else:
-            study.ask()
-    trial_ids = [t._trial_id for t in study.get_trials(states=(start,))]
-    assert len(trial_ids) == _TRIALS
+    # The benchmark's race (its spawned processes import it from the path they inherit).
+    monkeypatch.syspath_prepend(str(_BENCHMARKS))
+    state_race = importlib.import_module("state_race")
 
-    context = multiprocessing.get_context("spawn")  # fresh engines, as separate workers have
-    barrier, results = context.Barrier(_PROCESSES), context.Queue()
-    procs = [
-        context.Process(target=_race, args=(url, trial_ids, state, barrier, results))
-        for _ in range(_PROCESSES)
-    ]
-    for p in procs:
-        p.start()
-    won = [results.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    study, won = state_race.winners(
+        "AtomicStateRDBStorage", url, start, state, _TRIALS, _PROCESSES
+    )
 
-    # Optuna's own RDBStorage on SQLite let 2 to 4 processes win in 8 to 11 of the 30 trials.
-    assert [sum(w[i] for w in won) for i in range(_TRIALS)] == [1] * _TRIALS
-    assert all(t.state == state for t in study.get_trials() if t._trial_id in trial_ids)
+    # Optuna's own RDBStorage on SQLite lets several win most trials (benchmarks/state_race.py).
+    assert won == [1] * _TRIALS
+    assert [t.state for t in study.get_trials()] == [state] * _TRIALS
 
 
 def _answers(storage: optuna.storages.RDBStorage) -> list[object]:
