@@ -7,10 +7,12 @@ of their epochs and the mean difference of their regrets, each with its 95% boot
 and the annealer calls per study.
 
     python benchmarks/qsvr_table.py
+    python benchmarks/qsvr_table.py --prefix qsvr60 --tables mlpf_delphes_sim   # 60 seeds
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -31,13 +33,17 @@ def _method(report: dict, method: str) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prefix", default="qsvr", help="reads <prefix>-<table>.json")
+    parser.add_argument("--tables", default=",".join(TABLES))
+    args = parser.parse_args()
     print(
         "| table | seeds | swift-svr: × Hyperband, mean regret | swift-qsvr: × Hyperband, mean "
         "regret | Q-SVR / SVR epochs | Q-SVR − SVR regret | annealer calls per study |"
     )
     print("|---|---|---|---|---|---|---|")
-    for table in TABLES:
-        report = json.loads((OUT / f"qsvr-{table}.json").read_text())
+    for table in args.tables.split(","):
+        report = json.loads((OUT / f"{args.prefix}-{table}.json").read_text())
         svr, qsvr = report["swift-svr"], report["swift-qsvr"]
         # The same seed replays the same permutation for both methods: compare them paired.
         assert svr["seeds"] == qsvr["seeds"], table

@@ -3,6 +3,10 @@
     python benchmarks/where_lost.py                   # swift-svr, 1 worker, recorded tables
     python benchmarks/where_lost.py --method swift:p33 --workers 8
     python benchmarks/where_lost.py --swift-options '{"min_rank_persistence": false}'
+    python benchmarks/where_lost.py --variant median-last-cut --tables mlpf_delphes_sim
+
+``--variant`` applies one of ``rescue_experiments.py``'s rescue variants (the replay runs in
+this process, so the patch applies).
 
 For every recorded table and seed, the benchmark's replay (the seeded permutation, 150 trials,
 eta 3, the table's epoch times) runs the method once; the seed's best configuration is the one
@@ -34,9 +38,11 @@ import statistics
 
 import optuna
 from _replay_study import replay_study
+from rescue_experiments import _ORIGINAL, _patches
 
 from optuna_qsvr import _records
 from optuna_qsvr.benchmark import CurveTable, bundled_table
+from optuna_qsvr.pruners import _decisions
 
 TABLES = {"cnn_digits": "maximize", "lstm_babi17": "maximize", "mlpf_delphes_sim": "minimize"}
 
@@ -67,10 +73,15 @@ def main() -> None:
     parser.add_argument(
         "--swift-options", type=json.loads, default=None, help="pruner keyword arguments, JSON"
     )
+    parser.add_argument("--variant", default="default", help="a rescue_experiments.py variant")
+    parser.add_argument("--tables", default=",".join(TABLES))
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for name, direction in TABLES.items():
+    for name in args.tables.split(","):
+        direction = TABLES[name]
         table = CurveTable.load(bundled_table(name))
+        for attr, function in {**_ORIGINAL, **_patches(args.variant, table.max_step)}.items():
+            setattr(_decisions, attr, function)
         sign = 1.0 if direction == "minimize" else -1.0
         causes: collections.Counter[str] = collections.Counter()
         finished_before: list[int] = []
@@ -97,7 +108,8 @@ def main() -> None:
                 finished_before.append(done)
                 line += f", {done} trials finished before it started"
             lines.append(line)
-        print(f"{name} ({args.method}, {args.workers} worker(s), {args.seeds} seeds):")
+        variant = "" if args.variant == "default" else f", rescue {args.variant}"
+        print(f"{name} ({args.method}{variant}, {args.workers} worker(s), {args.seeds} seeds):")
         print("\n".join(lines))
         summary = ", ".join(f"{cause} {n}" for cause, n in causes.most_common())
         if finished_before:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AtomicStateRDBStorage": "optuna_qsvr._rdb",
     "SwiftHyperbandPruner": "optuna_qsvr.pruners",
     "SwiftSampler": "optuna_qsvr.samplers",
     "QSVR": "optuna_qsvr.predictors",
@@ -26,6 +27,7 @@ _LAZY = {
 
 __all__ = [
     "QSVR",
+    "AtomicStateRDBStorage",
     "BasePredictor",
     "DashboardCallback",
     "FitInfo",
@@ -39,6 +41,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from optuna_qsvr._rdb import AtomicStateRDBStorage
     from optuna_qsvr.predictors import (
         QSVR,
         BasePredictor,

@@ -31,7 +31,26 @@ class AtomicStateRDBStorage(optuna.storages.RDBStorage):
     compare-and-set: the same answers as Optuna's (``True`` for the process that changed the
     state; ``False`` for a trial that is no longer WAITING when asked to run;
     :class:`~optuna.exceptions.UpdateFinishedTrialError` for a finished one), decided by the
-    database's conditional update rather than by a row lock SQLite does not have."""
+    database's conditional update rather than by a row lock SQLite does not have.
+
+    The workers and the studies open it; open it yourself when your own processes share one
+    SQLite study. Its constructor is ``RDBStorage``'s.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            from optuna_qsvr import AtomicStateRDBStorage
+
+            storage = AtomicStateRDBStorage("sqlite:///shared.db")
+            study = optuna.create_study(storage=storage, study_name="shared", load_if_exists=True)
+            study.enqueue_trial({"x": 1.0})
+            trial = study.ask()  # one process wins a queued trial, however many ask at once
+            x = trial.suggest_float("x", 0.0, 2.0)
+            assert x == 1.0
+            study.tell(trial, x**2)
+    """
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None

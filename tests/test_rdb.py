@@ -12,7 +12,7 @@ import pytest
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from optuna_qsvr._rdb import AtomicStateRDBStorage
+from optuna_qsvr import AtomicStateRDBStorage
 from optuna_qsvr._worker import open_storage
 from tests.conftest import make_storage
 
