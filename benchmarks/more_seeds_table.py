@@ -23,8 +23,9 @@ TABLES = (
     "resnet_mnist",
     "transformer_sort",
     "mlp_mnist1d",
+    "gru_mnist1d",
 )
-HELD_OUT = ("resnet_mnist", "transformer_sort", "mlp_mnist1d")
+HELD_OUT = ("resnet_mnist", "transformer_sort", "mlp_mnist1d", "gru_mnist1d")
 FIRST = 20
 
 

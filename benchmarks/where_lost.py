@@ -41,7 +41,7 @@ from _replay_study import replay_study
 from rescue_experiments import _ORIGINAL, _patches
 
 from optuna_qsvr import _records
-from optuna_qsvr.benchmark import CurveTable, bundled_table
+from optuna_qsvr.benchmark import CurveTable, bundled_table, infer_direction
 from optuna_qsvr.pruners import _decisions
 
 TABLES = {"cnn_digits": "maximize", "lstm_babi17": "maximize", "mlpf_delphes_sim": "minimize"}
@@ -78,8 +78,9 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in args.tables.split(","):
-        direction = TABLES[name]
         table = CurveTable.load(bundled_table(name))
+        # A held-out table names its metric; reading where a method loses there chooses nothing.
+        direction = TABLES.get(name) or infer_direction(table.metric)
         for attr, function in {**_ORIGINAL, **_patches(args.variant, table.max_step)}.items():
             setattr(_decisions, attr, function)
         sign = 1.0 if direction == "minimize" else -1.0

@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,8 @@ from studies import _recording
 from studies._common import CURVES_DIR
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
 DEFAULT_OUT = CURVES_DIR / "mlp_mnist1d.csv.gz"
@@ -170,11 +172,29 @@ def train(params: Mapping[str, Any], data: Signals, epochs: int, *, seed: int) -
         epochs: Epochs to train (also the length of the cosine schedule).
         seed: Seeds the initialisation, dropout, input noise and the batch order.
     """
+    return train_classifier(
+        lambda: build_model(params, n_in=data.x_train.shape[1]), params, data, epochs, seed=seed
+    )
+
+
+def train_classifier(
+    make_model: Callable[[], torch.nn.Module],
+    params: Mapping[str, Any],
+    data: Signals,
+    epochs: int,
+    *,
+    seed: int,
+    clip: float | None = None,
+) -> Iterator[float]:
+    """The training loop of the MNIST-1D tables: ``make_model`` (called once ``seed`` is set)
+    trained on ``params``' optimiser, schedule, batch size and input noise, its gradient norm
+    clipped at ``clip`` when given; the validation accuracy after every epoch, or
+    :data:`CHANCE` once, then the end, when the run diverges."""
     import torch
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
-    model = build_model(params, n_in=data.x_train.shape[1])
+    model = make_model()
     batch = int(params["batch_size"])
     n = len(data.x_train)
     optimizer, scheduler = _recording.optimizer_and_schedule(
@@ -196,6 +216,8 @@ def train(params: Mapping[str, Any], data: Signals, epochs: int, *, seed: int) -
                 return
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
             scheduler.step()
         model.eval()
@@ -210,11 +232,31 @@ def train(params: Mapping[str, Any], data: Signals, epochs: int, *, seed: int) -
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Record the table from the command line and print its rank statistics."""
-    parser = argparse.ArgumentParser(
-        prog="python -m studies.record_mlp_curves", description=__doc__.split("\n\n")[0]
+    record_mnist1d(
+        argv,
+        prog="python -m studies.record_mlp_curves",
+        description=__doc__.split("\n\n")[0],
+        default_out=DEFAULT_OUT,
+        n_train=4000,
+        draw_configs=draw_configs,
+        train=train,
     )
-    _recording.add_arguments(parser, default_out=DEFAULT_OUT)
-    parser.add_argument("--n-train", type=int, default=4000, help="training signals")
+
+
+def record_mnist1d(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    default_out: Path,
+    n_train: int,
+    draw_configs: Callable[[int, int], list[dict[str, Any]]],
+    train: Callable[..., Iterator[float]],
+) -> None:
+    """The command line of an MNIST-1D recording: ``n_train`` training signals by default."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    _recording.add_arguments(parser, default_out=default_out)
+    parser.add_argument("--n-train", type=int, default=n_train, help="training signals")
     parser.add_argument("--n-val", type=int, default=1000, help="validation signals")
     args = parser.parse_args(argv)
 

@@ -11,6 +11,7 @@ import torch
 from optuna_qsvr.benchmark import CurveTable, infer_direction
 from studies import (
     _recording,
+    record_gru_curves,
     record_mlp_curves,
     record_resnet_curves,
     record_transformer_curves,
@@ -21,6 +22,7 @@ TINY = {
     record_transformer_curves: ["--n-train", "48", "--n-val", "24", "--length", "6"],
     record_resnet_curves: ["--max-train", "40", "--n-val", "20"],
     record_mlp_curves: ["--n-train", "64", "--n-val", "32"],
+    record_gru_curves: ["--n-train", "64", "--n-val", "32"],
 }
 SCRIPTS = list(TINY)
 
@@ -214,3 +216,38 @@ def test_rank_summary_counts_crossings() -> None:
     assert summary["late_bloomers"] == 1
     assert summary["discordant_pairs"] == pytest.approx(9 / 45)
     assert -1 < summary["spearman"] < 1
+
+
+@pytest.mark.parametrize("step_samples", [1, 2, 4])
+def test_gru_reads_the_signal_in_steps_of_its_samples(step_samples) -> None:
+    params = record_gru_curves.draw_configs(1, 0)[0] | {"step_samples": step_samples}
+    model = record_gru_curves.build_model(params)
+    seen = []
+    model.gru.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0].shape))
+
+    logits = model(torch.zeros(3, 40))
+
+    assert logits.shape == (3, 10)
+    assert seen == [(3, 40 // step_samples, step_samples)]
+
+
+def test_gru_run_learns_above_chance() -> None:
+    data = record_mlp_curves.make_data(n_train=1000, n_val=300, seed=42)
+    params = {
+        "learning_rate": 3e-3,
+        "weight_decay": 0.0,
+        "hidden": 32,
+        "layers": 1,
+        "dropout": 0.0,
+        "step_samples": 4,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "schedule": "constant",
+        "clip": 1.0,
+        "input_noise": 0.0,
+    }
+
+    values = list(record_gru_curves.train(params, data, 4, seed=0))
+
+    assert len(values) == 4
+    assert values[-1] > 2 * record_gru_curves.CHANCE
