@@ -251,3 +251,33 @@ def test_gru_run_learns_above_chance() -> None:
 
     assert len(values) == 4
     assert values[-1] > 2 * record_gru_curves.CHANCE
+
+
+@pytest.mark.parametrize("clip", [1e-3, None])
+def test_mnist1d_loop_clips_the_gradient_norm(clip) -> None:
+    data = record_mlp_curves.make_data(n_train=64, n_val=32, seed=42)
+    params = record_gru_curves.draw_configs(1, 0)[0] | {
+        "learning_rate": 1.0,
+        "weight_decay": 0.0,
+        "batch_size": 64,  # one step per epoch
+        "optimizer": "sgd",
+        "schedule": "constant",
+        "input_noise": 0.0,
+    }
+    models, before = [], []
+
+    def make_model() -> torch.nn.Module:
+        model = record_gru_curves.build_model(params)
+        models.append(model)
+        before.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
+        return model
+
+    list(record_mlp_curves.train_classifier(make_model, params, data, 1, seed=0, clip=clip))
+
+    after = torch.cat([p.detach().flatten() for p in models[0].parameters()])
+    moved = float(torch.linalg.vector_norm(after - before[0]))
+    # SGD with Nesterov momentum 0.9 moves the first step by 1.9 * lr * the (clipped) gradient.
+    if clip is None:
+        assert moved > 10 * 1.9 * 1e-3
+    else:
+        assert moved == pytest.approx(1.9 * clip, rel=1e-3)
