@@ -33,15 +33,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from studies._common import CURVES_DIR
-from studies.record_mlp_curves import CHANCE as CHANCE  # a diverged run's accuracy
+
+# Every MNIST-1D table records the validation accuracy, chance for a diverged run.
+from studies.record_mlp_curves import CHANCE as CHANCE
+from studies.record_mlp_curves import DIRECTION as DIRECTION
+from studies.record_mlp_curves import METRIC as METRIC
 from studies.record_mlp_curves import Signals, record_mnist1d, train_classifier
 
 if TYPE_CHECKING:
     import torch
 
 DEFAULT_OUT = CURVES_DIR / "gru_mnist1d.csv.gz"
-METRIC = "val_accuracy"
-DIRECTION = "maximize"
 PARAMS = (
     "learning_rate",
     "weight_decay",
@@ -121,18 +123,9 @@ def build_model(params: Mapping[str, Any], n_classes: int = 10) -> torch.nn.Modu
 
 
 def train(params: Mapping[str, Any], data: Signals, epochs: int, *, seed: int) -> Iterator[float]:
-    """Train one configuration; yield the validation accuracy after every epoch (the MLP
-    table's loop, with the gradient norm clipped at ``clip``).
-
-    A run whose training loss becomes NaN or infinite has diverged: it yields :data:`CHANCE`
-    and stops early (the recorder repeats it for the remaining epochs).
-
-    Args:
-        params: One configuration of :func:`draw_configs`.
-        data: The signals.
-        epochs: Epochs to train (also the length of the cosine schedule).
-        seed: Seeds the initialisation, dropout, input noise and the batch order.
-    """
+    """Train one configuration of :func:`draw_configs` with ``seed``; yield the validation
+    accuracy after every epoch: the MLP table's loop (``train_classifier``, which records a
+    diverged run at :data:`CHANCE`), the gradient norm clipped at ``clip``."""
     return train_classifier(
         lambda: build_model(params), params, data, epochs, seed=seed, clip=float(params["clip"])
     )
