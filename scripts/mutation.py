@@ -82,6 +82,17 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "tests/pruners_tests/test_regimes.py",
             # The decisions read the trial index when the pruner passes one.
             "tests/pruners_tests/test_trial_index.py",
+            # The second look's record and its option.
+            "tests/pruners_tests/test_second_look.py",
+            "-k",
+            "not replays and not sqlite_studies",
+        ],
+    },
+    "crowd": {
+        "mutate": ["optuna_qsvr/pruners/_crowd.py"],
+        "tests": [
+            "tests/pruners_tests/test_second_look.py",
+            "tests/pruners_tests/test_trial_index.py",
             "-k",
             "not replays and not sqlite_studies",
         ],
@@ -90,6 +101,7 @@ GROUPS: dict[str, dict[str, list[str]]] = {
         "mutate": ["optuna_qsvr/pruners/_trial_index.py"],
         "tests": [
             "tests/pruners_tests/test_trial_index.py",
+            "tests/pruners_tests/test_second_look.py",
             "tests/pruners_tests/test_decisions.py",
             "-k",
             "not replays and not sqlite_studies",
@@ -110,6 +122,7 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "tests/pruners_tests/test_trial_index.py",
             "tests/pruners_tests/test_against_optuna.py",
             "tests/pruners_tests/test_pruner_contract.py",
+            "tests/pruners_tests/test_second_look.py",
             "-m",
             "not postgresql",
             "-k",

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from optuna_qsvr import _records
 from optuna_qsvr.predictors._base import BasePredictor
-from optuna_qsvr.pruners import _curves, _rules
+from optuna_qsvr.pruners import _crowd, _curves, _rules
 from optuna_qsvr.pruners._schedule import Rung
 from optuna_qsvr.pruners._trial_index import TrialIndex, stopped_early
 
@@ -83,11 +83,13 @@ def promotion_record(
     rescue: Callable[[], tuple[bool, str] | None] | None = None,
     *,
     stopped_rank_last: bool = False,
+    spare: Callable[[int], tuple[str, _crowd.Crowd] | None] | None = None,
 ) -> dict[str, Any]:
     """ASHA at ``r_i``: promoted when within the top ``1/eta`` of the bracket's rung, or when
-    ``rescue()`` (the forecast mode's :class:`RescueRule`) keeps a trial ASHA would stop.
-    ``stopped_rank_last`` ranks rung-mates stopped early below every value (forecast mode)
-    instead of at their forecast (paper mode)."""
+    ``rescue()`` (the forecast mode's :class:`RescueRule`) keeps a trial ASHA would stop, or
+    when ``spare(step)`` (the forecast mode's second look, :mod:`._crowd`) says why it trains
+    on. ``stopped_rank_last`` ranks rung-mates stopped early below every value (forecast
+    mode) instead of at their forecast (paper mode)."""
     rung, sign = view.rung, view.sign
     value = _curves.value_at(view.trial, rung.budget, sign)
 
@@ -125,7 +127,19 @@ def promotion_record(
             rescued, reason = verdict
             record.update(decision="promoted" if rescued else "stopped", rescued=rescued)
             record["reason"] = reason
+    if record["decision"] == "stopped" and finite and spare is not None:
+        _spared(record, spare(rung.budget), "promoted")
     return record
+
+
+def _spared(record: dict[str, Any], second: tuple[str, _crowd.Crowd] | None, keep: str) -> None:
+    """Turn a stop into ``keep`` when the second look spares the trial, keeping why the stop
+    was due in the reason."""
+    if second is None:
+        return
+    why, crowd = second
+    stop = record.get("reason") or f"rank {record.get('rank')} of {record.get('of')}"
+    record.update(decision=keep, crowd=round(crowd.share, 4), reason=f"{why}; was: {stop}")
 
 
 def rescue_verdict(
@@ -224,12 +238,13 @@ def chance_record(
     point: int,
     get_predictor: GetPredictor,
     warn: Callable[[str, str], None],
+    spare: Callable[[int], tuple[str, _crowd.Crowd] | None] | None = None,
 ) -> dict[str, Any] | None:
     """The forecast mode's early decision at decision point ``point``: ``pruned`` when the
     trial's calibrated chance to beat the ``top_k``-th best final value, or the rung's
-    promotion bar, is below ``alpha``; ``no-forecast`` when the forecast failed; ``kept``
-    with the last forecast made (the rung's bar when it has a model) when it trains on;
-    ``None`` when no target has a model yet (Hyperband decides)."""
+    promotion bar, is below ``alpha`` and ``spare(point)`` gives no second look; ``no-forecast``
+    when the forecast failed; ``kept`` with the last forecast made (the rung's bar when it has
+    a model) when it trains on; ``None`` when no target has a model yet (Hyperband decides)."""
     rung, sign, trial = view.rung, view.sign, view.trial
     try:
         own = _curves.curve(trial, point, sign)
@@ -277,6 +292,8 @@ def chance_record(
             "reason": verdict.reason,
         }
         if not verdict.keep:
+            if spare is not None:
+                _spared(record, spare(point), "kept")
             return record
         kept = record
     return kept

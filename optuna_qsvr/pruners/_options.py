@@ -38,6 +38,7 @@ FORECAST_DEFAULTS: dict[str, Any] = {
     "rescue_alpha": 0.3,
     "refit_growth": 1.5,
     "min_rank_persistence": 0.5,
+    "second_look": False,
 }
 RESCUES = ("chance", "rank", "none")
 SHARED_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -85,6 +86,7 @@ class SwiftOptions:
     rescue_alpha: float = 0.3
     # None once normalised: every trial in the forecast regime (passed as False).
     min_rank_persistence: float | None = 0.5
+    second_look: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -164,6 +166,8 @@ class SwiftOptions:
             raise ValueError(
                 f"min_rank_persistence must be in [-1, 1] or False, got {persistence!r}"
             )
+        if self.mode == "forecast" and not isinstance(self.second_look, bool):
+            raise ValueError(f"second_look must be True or False, got {self.second_look!r}")
         # True and False read naturally: the default rescue, or none.
         rescue = self.rescue
         if isinstance(rescue, bool):

@@ -10,7 +10,7 @@ import logging
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from optuna.pruners import BasePruner
@@ -18,7 +18,7 @@ from optuna.study import StudyDirection
 
 from optuna_qsvr import _records
 from optuna_qsvr.predictors._base import BasePredictor
-from optuna_qsvr.pruners import _decisions, _rules
+from optuna_qsvr.pruners import _crowd, _decisions, _rules
 from optuna_qsvr.pruners._model_store import ModelStore
 from optuna_qsvr.pruners._options import PredictorSpec, SwiftOptions
 from optuna_qsvr.pruners._persistence import Persistence, paired_values, rank_persistence
@@ -99,6 +99,12 @@ class SwiftHyperbandPruner(BasePruner):
             can be measured, the trial runs as in Optuna's ``HyperbandPruner``. The choice is
             recorded on the trial (``swift:regime``). ``False``: every trial runs with
             forecasts.
+        second_look: forecast mode: a trial whose value at a decision point ties a crowd
+            of at least ``1/eta`` of the study's values there (within the epoch-to-epoch
+            noise the study measures) is not stopped at the point where it enters the crowd,
+            only if it is still in one at its next decision point (False). Early plateaus,
+            such as accuracy at chance, rank and forecast nothing within them; the look
+            costs epochs (README, "The second look").
         known_curve: paper mode: fraction of a rung's span observed before its forecast (0.5).
         full_fraction: paper mode: about ``full_fraction / eta`` of a rung's trials train on
             without a forecast (0.5).
@@ -159,6 +165,7 @@ class SwiftHyperbandPruner(BasePruner):
         refit_growth: float | None = None,
         rescue_alpha: float | None = None,
         min_rank_persistence: float | bool | None = None,
+        second_look: bool | None = None,
         known_curve: float | None = None,
         full_fraction: float | None = None,
         threshold_quantile: float | None = None,
@@ -195,6 +202,7 @@ class SwiftHyperbandPruner(BasePruner):
             refit_growth=refit_growth,  # type: ignore[arg-type]
             rescue_alpha=rescue_alpha,
             min_rank_persistence=min_rank_persistence,  # type: ignore[arg-type]
+            second_look=second_look,  # type: ignore[arg-type]
             bracket_weights=None if bracket_weights is None else tuple(bracket_weights),
         )
         self._schedule = Schedule(
@@ -486,7 +494,11 @@ class SwiftHyperbandPruner(BasePruner):
                     return None
 
         record = _decisions.promotion_record(
-            view, eta, rescue, stopped_rank_last=self._options.mode == "forecast"
+            view,
+            eta,
+            rescue,
+            stopped_rank_last=self._options.mode == "forecast",
+            spare=self._spare(study, view) if forecast else None,
         )
         name = _records.write_promotion(study._storage, trial._trial_id, record)
         self._done_of(study)[trial._trial_id].add(name)
@@ -516,6 +528,7 @@ class SwiftHyperbandPruner(BasePruner):
             point,
             self._predictor(study, view.sign),
             warn=lambda key, message: self._warn_once(study, key, message),
+            spare=self._spare(study, view),
         )
         if record is None:
             return False
@@ -526,6 +539,30 @@ class SwiftHyperbandPruner(BasePruner):
                 self._record(study, trial, record)
             return False
         return self._record(study, trial, record)
+
+    def _spare(
+        self, study: optuna.study.Study, view: _decisions.RungView
+    ) -> Callable[[int], tuple[str, _crowd.Crowd] | None] | None:
+        """The second look at a trial about to be stopped at a step (``None`` when off)."""
+        o = self._options
+        if not o.second_look:
+            return None
+
+        def spare(step: int) -> tuple[str, _crowd.Crowd] | None:
+            try:
+                return _crowd.second_look(
+                    view,
+                    step,
+                    reduction_factor=o.reduction_factor,
+                    ratio=o.checkpoint_ratio,
+                    min_resource=o.min_resource,
+                    min_pairs=o.min_train_curves,
+                )
+            except Exception as err:  # Without it, the stop stands: never a crashed trial.
+                self._warn_once(study, "second-look", f"second look failed: {err!r}")
+                return None
+
+        return spare
 
     def _predictor(self, study: optuna.study.Study, sign: float) -> _decisions.GetPredictor:
         def get(pool: list[optuna.trial.FrozenTrial], step: int, target: int) -> Any:

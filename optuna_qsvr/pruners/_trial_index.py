@@ -148,6 +148,15 @@ class TrialIndex:
             index = pick(len(values), stopped)
             return None if index is None else values[index]
 
+    def count_near(
+        self, step: int, sign: float, exclude: int, value: float, radius: float
+    ) -> tuple[int, int]:
+        """How many values at ``step`` (``sign`` applied, non-finite as ``inf``) lie within
+        ``radius`` of ``value``, ends included, and how many there are."""
+        with self._lock:
+            values, _ = self._rung_values(step, sign, exclude)
+            return values.count_between(value - radius, value + radius), len(values)
+
     def _rung_values(self, budget: int, sign: float, exclude: int) -> tuple[_SortedPart, int]:
 
         def add(part: tuple[list[float], list[int]], trial: FrozenTrial) -> None:
@@ -263,6 +272,13 @@ class _SortedPart:
 
     def __len__(self) -> int:
         return len(self._big) + len(self._small)
+
+    def count_between(self, low: float, high: float) -> int:
+        """How many values lie in ``[low, high]``."""
+        return sum(
+            bisect.bisect_right(part, high) - bisect.bisect_left(part, low)
+            for part in (self._big, self._small)
+        )
 
     def __getitem__(self, index: int) -> float:
         """The ``index``-th smallest (0-based, non-negative)."""

@@ -477,6 +477,8 @@ PAPER = {"mode": "paper"}
         ({"rescue": "asha"}, "rescue must be one of"),
         ({"rescue_alpha": 0.0}, r"rescue_alpha must be in \(0, 1\)"),
         ({"rescue_alpha": 1.0}, r"rescue_alpha must be in \(0, 1\)"),
+        ({"second_look": 1}, "second_look must be True or False, got 1"),
+        ({"second_look": "yes"}, "second_look must be True or False"),
         ({"fit_lease_seconds": 0}, "fit_lease_seconds must be > 0"),
         ({"fit_lease_seconds": "60"}, "fit_lease_seconds must be > 0"),
         ({"rungs": "asha"}, "rungs must be 'optuna' or 'hyperband'"),
@@ -511,6 +513,7 @@ def test_each_option_is_checked_at_its_bounds(kwargs, match) -> None:
         {"rescue": "none"},
         {"rescue_alpha": 1e-9},
         {"rescue_alpha": 0.9999},
+        {"second_look": True},
         {"forecast_final": False},  # the paper mode's default, harmless here
         {**PAPER, "refit_every": 1},
         {**PAPER, "known_curve": 1e-9},
@@ -532,6 +535,7 @@ def test_each_mode_fills_its_own_defaults_and_normalises() -> None:
     forecast, paper = _checked(), _checked(**PAPER)
     assert (forecast.alpha, forecast.top_k, forecast.checkpoint_ratio) == (0.1, 1, 1.5)
     assert (forecast.rescue, forecast.rescue_alpha) == ("chance", 0.3)
+    assert forecast.second_look is False
     assert (forecast.refit_growth, forecast.min_train_curves) == (1.5, 10)
     assert forecast.residual_target is True and forecast.bracket_weights == (1.0, 1.0, 0.0)
     assert forecast.rules == (ChanceRule(0.1),)

@@ -416,22 +416,33 @@ def _decisions_of(study: optuna.Study) -> list:
     ]
 
 
-def test_sqlite_studies_decide_the_same_with_the_index_and_the_walk(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("second_look", [False, True])
+def test_sqlite_studies_decide_the_same_with_the_index_and_the_walk(
+    tmp_path, monkeypatch, second_look
+) -> None:
     table = CurveTable.load(CURVES / "cnn_digits.csv.gz")
 
-    def run() -> list:
+    def run() -> tuple[list, int]:
         study = optuna.create_study(
             storage=f"sqlite:///{tmp_path / 'study.db'}",
             study_name="index-or-walk",  # the name sets the brackets: the same in both runs
             direction="maximize",
-            pruner=SwiftHyperbandPruner(max_resource=table.max_step),
+            pruner=SwiftHyperbandPruner(max_resource=table.max_step, second_look=second_look),
         )
         replay_async(study, table, config_sequence(table, 0, 40), n_workers=3)
-        return _decisions_of(study)
+        looks = sum(
+            "second look" in str(v.get("reason"))
+            for t in study.get_trials()
+            for k, v in t.system_attrs.items()
+            if k.startswith(_records.PREFIX)
+        )
+        return _decisions_of(study), looks
 
-    indexed = run()
+    indexed, looks = run()
     (tmp_path / "study.db").unlink()
     _walk_only(monkeypatch)
-    walked = run()
-    assert indexed == walked
+    walked, walked_looks = run()
+    assert indexed == walked and looks == walked_looks
     assert any(state == TrialState.PRUNED for state, _, _ in indexed)
+    # The crowd's counts come from the index in one run and the walk in the other.
+    assert (looks > 0) == second_look
