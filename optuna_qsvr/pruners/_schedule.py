@@ -30,7 +30,9 @@ class Schedule:
     ``min_resource`` (bracket ``s`` at ``min * eta^(s_max - s + i)``) and adds a last rung at
     ``max_resource``; ``rungs="hyperband"`` anchors them at ``max_resource`` as Li et al.
     and the reference do (``r_i = R * eta^(i - s)``). Bracket sizes and assignment are
-    Hyperband's either way, and match Optuna's ``HyperbandPruner`` trial for trial.
+    Hyperband's either way, and match Optuna's ``HyperbandPruner`` trial for trial, except
+    where ``max_resource / min_resource`` is a power of ``eta`` whose floating-point log Optuna
+    rounds down (3 and 729 with ``eta=3``: Optuna makes 5 brackets, Hyperband's formula 6).
     """
 
     min_resource: int
