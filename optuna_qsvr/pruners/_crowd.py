@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from optuna_qsvr.pruners import _curves
 from optuna_qsvr.pruners._persistence import RECENT, paired_values
+from optuna_qsvr.pruners._schedule import decision_points
 
 if TYPE_CHECKING:
     from optuna_qsvr.pruners._decisions import RungView
@@ -103,14 +104,9 @@ def crowd_at(view: RungView, step: int, min_pairs: int) -> Crowd | None:
 
 def previous_look(view: RungView, step: int, ratio: float, min_resource: int) -> int | None:
     """The trial's decision step before ``step``: the later of the latest geometric decision
-    point (``ceil(min_resource * ratio**k)``) below ``step`` and the end of the previous rung
+    point (:func:`~._schedule.decision_points`) below ``step`` and the end of the previous rung
     (``None`` when ``step`` is the trial's first look)."""
-    last = 0
-    point, k = min_resource, 0
-    while point < step:
-        last = point
-        k += 1
-        point = math.ceil(min_resource * ratio**k)
+    last = max(decision_points(min_resource, ratio, step), default=0)
     look = max(view.rung.previous, last)
     return look if look > 0 else None
 

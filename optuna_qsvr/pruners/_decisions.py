@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from optuna_qsvr import _records
 from optuna_qsvr.predictors._base import BasePredictor
 from optuna_qsvr.pruners import _crowd, _curves, _rules
-from optuna_qsvr.pruners._schedule import Rung
+from optuna_qsvr.pruners._schedule import Rung, decision_points
 from optuna_qsvr.pruners._trial_index import TrialIndex, stopped_early
 
 if TYPE_CHECKING:
@@ -222,13 +222,10 @@ def checkpoint_due(trial: FrozenTrial, rung: Rung, ratio: float, min_resource: i
     assert step is not None
     earlier = [s for s in trial.intermediate_values if s < step]
     previous = max(earlier, default=0)
-    point, k = min_resource, 0
     found = None
-    while point < rung.budget:
-        if rung.previous < point < rung.budget and previous < point <= step:
+    for point in decision_points(min_resource, ratio, rung.budget):
+        if rung.previous < point and previous < point <= step:
             found = point
-        k += 1
-        point = math.ceil(min_resource * ratio**k)
     return found
 
 

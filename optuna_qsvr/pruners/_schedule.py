@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import binascii
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+
+
+def decision_points(min_resource: int, ratio: float, below: int) -> Iterator[int]:
+    """The forecast mode's geometric decision points below ``below``, ascending:
+    ``ceil(min_resource * ratio**k)`` for ``k = 0, 1, ...``."""
+    point, k = min_resource, 0
+    while point < below:
+        yield point
+        k += 1
+        point = math.ceil(min_resource * ratio**k)
 
 
 @dataclass(frozen=True)
