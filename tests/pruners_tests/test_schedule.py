@@ -6,6 +6,7 @@ import math
 import pytest
 
 from optuna_qsvr.pruners import Schedule
+from optuna_qsvr.pruners._schedule import decision_points
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,10 @@ def test_bracket_assignment_is_deterministic_and_proportional() -> None:
     for bracket, size in enumerate(a.bracket_sizes):
         assert abs(counts[bracket] / 4000 - size / total) < 0.03
     assert got != [a.bracket_of("other", n) for n in range(4000)]
+
+
+def test_decision_points_are_geometric_and_strictly_below_the_bound() -> None:
+    assert list(decision_points(1, 1.5, 27)) == [1, 2, 3, 4, 6, 8, 12, 18, 26]
+    assert list(decision_points(1, 1.5, 26)) == [1, 2, 3, 4, 6, 8, 12, 18]  # 26 is not below
+    assert list(decision_points(2, 2.0, 17)) == [2, 4, 8, 16]
+    assert list(decision_points(3, 1.5, 3)) == []
