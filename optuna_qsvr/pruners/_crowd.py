@@ -28,7 +28,6 @@ storage (no state of its own):
 
 from __future__ import annotations
 
-import bisect
 import math
 import statistics
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING
 from optuna_qsvr.pruners import _curves
 from optuna_qsvr.pruners._persistence import RECENT, paired_values
 from optuna_qsvr.pruners._schedule import decision_points
+from optuna_qsvr.pruners._trial_index import count_between
 
 if TYPE_CHECKING:
     from optuna_qsvr.pruners._decisions import RungView
@@ -70,24 +70,20 @@ def noise_level(first: Sequence[float], second: Sequence[float], min_pairs: int)
     return noise if noise > 0 else math.nan
 
 
-def count_within(values: Sequence[float], value: float, radius: float) -> int:
-    """How many of ``values`` (ascending) lie within ``radius`` of ``value``, ends included."""
-    return bisect.bisect_right(values, value + radius) - bisect.bisect_left(values, value - radius)
-
-
 def crowd_at(view: RungView, step: int, min_pairs: int) -> Crowd | None:
     """The crowd around the trial's value at ``step`` (``None``: no finite value there, or
     the noise cannot be measured yet)."""
     own = _curves.value_at(view.trial, step, view.sign)
     if own is None or not math.isfinite(own):
         return None
+    # The most recent pairs, as the rank persistence reads them: a bounded cost per look.
     if view.index is not None:
-        first, second = view.index.paired_values(step, step + 1)
+        first, second = view.index.paired_values(step, step + 1, RECENT)
     else:
         # The trial's own pair counts too, as in the index.
         first, second = paired_values([*view.others, view.trial], step, step + 1)
-    # The most recent pairs, as the rank persistence reads them: a bounded cost per look.
-    noise = noise_level(first[-RECENT:], second[-RECENT:], min_pairs)
+        first, second = first[-RECENT:], second[-RECENT:]
+    noise = noise_level(first, second, min_pairs)
     if not math.isfinite(noise):
         return None
     if view.index is not None:
@@ -96,7 +92,7 @@ def crowd_at(view: RungView, step: int, min_pairs: int) -> Crowd | None:
         values = sorted(
             v for t in view.others if (v := _curves.value_at(t, step, view.sign)) is not None
         )
-        near, n = count_within(values, own, noise), len(values)
+        near, n = count_between(values, own - noise, own + noise), len(values)
     if n < min_pairs:
         return None
     return Crowd(step, noise, near / n, n)

@@ -21,7 +21,12 @@ from optuna_qsvr.predictors._base import BasePredictor
 from optuna_qsvr.pruners import _crowd, _decisions, _rules
 from optuna_qsvr.pruners._model_store import ModelStore
 from optuna_qsvr.pruners._options import PredictorSpec, SwiftOptions
-from optuna_qsvr.pruners._persistence import Persistence, paired_values, rank_persistence
+from optuna_qsvr.pruners._persistence import (
+    RECENT,
+    Persistence,
+    paired_values,
+    rank_persistence,
+)
 from optuna_qsvr.pruners._schedule import Rung, Schedule
 from optuna_qsvr.pruners._trial_index import TrialIndex
 
@@ -345,10 +350,10 @@ class SwiftHyperbandPruner(BasePruner):
         budgets = self._rung_budgets
         pairs = list(itertools.pairwise(budgets))
         if index.update(trials):
-            columns = [index.paired_values(a, b) for a, b in pairs]
+            columns = [index.paired_values(a, b, RECENT) for a, b in pairs]
         else:
             columns = [paired_values(trials, a, b) for a, b in pairs]
-        return rank_persistence(columns, self._options.min_train_curves)
+        return rank_persistence(columns, self._options.min_train_curves, RECENT)
 
     @functools.cached_property
     def _rung_budgets(self) -> list[int]:

@@ -215,9 +215,12 @@ class TrialIndex:
                         values.append(v)
             return values
 
-    def paired_values(self, first: int, second: int) -> tuple[list[float], list[float]]:
+    def paired_values(
+        self, first: int, second: int, last: int | None = None
+    ) -> tuple[list[float], list[float]]:
         """The values at steps ``first`` and ``second`` of every trial that reported both (the
-        same order in both lists; non-finite values included)."""
+        same order in both lists: finished trials as they finished, then running ones;
+        non-finite values included), or of the ``last`` of them in that order, copying no more."""
         with self._lock:
 
             def add(part: tuple[list[float], list[float]], trial: FrozenTrial) -> None:
@@ -226,12 +229,16 @@ class TrialIndex:
                     part[1].append(pair[1])
 
             done = self._scan(("pair", first, second), lambda: ([], []), add)
-            xs, ys = list(done[0]), list(done[1])  # copies: the cached lists keep growing
-            for t in self.running:
-                if (pair := value_pair(t, first, second)) is not None:
-                    xs.append(pair[0])
-                    ys.append(pair[1])
-            return xs, ys
+            live = [p for t in self.running if (p := value_pair(t, first, second)) is not None]
+            start = 0
+            if last is not None:
+                live = live[max(len(live) - last, 0) :]
+                start = max(len(done[0]) - (last - len(live)), 0)
+            # Slices are copies: the cached lists keep growing.
+            return (
+                done[0][start:] + [a for a, _ in live],
+                done[1][start:] + [b for _, b in live],
+            )
 
     # ------------------------------------------------------------------------------------
     def _scan(self, key: Hashable, new: Callable[[], Any], add: Callable[[Any, Any], None]) -> Any:
@@ -264,6 +271,11 @@ class TrialIndex:
         return _removed(head, v)[:k] if v is not None else head[:k]
 
 
+def count_between(values: Sequence[float], low: float, high: float) -> int:
+    """How many of ``values`` (ascending) lie in ``[low, high]``."""
+    return bisect.bisect_right(values, high) - bisect.bisect_left(values, low)
+
+
 class _SortedPart:
     """Two ascending lists read as their sorted union, without building it."""
 
@@ -275,10 +287,7 @@ class _SortedPart:
 
     def count_between(self, low: float, high: float) -> int:
         """How many values lie in ``[low, high]``."""
-        return sum(
-            bisect.bisect_right(part, high) - bisect.bisect_left(part, low)
-            for part in (self._big, self._small)
-        )
+        return count_between(self._big, low, high) + count_between(self._small, low, high)
 
     def __getitem__(self, index: int) -> float:
         """The ``index``-th smallest (0-based, non-negative)."""

@@ -16,7 +16,9 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_qsvr import SwiftHyperbandPruner, SwiftSampler, _records
+from optuna_qsvr.pruners import _swift_hyperband
 from optuna_qsvr.pruners._persistence import paired_values, rank_persistence
+from optuna_qsvr.pruners._trial_index import TrialIndex
 from tests.pruners_tests.test_against_optuna import _curves, _optuna, _run
 
 
@@ -315,6 +317,34 @@ def test_a_regime_chosen_outside_a_prune_call_reads_the_study_as_it_is_then(
     later = study.ask()
     pruner.bracket(study, study._storage.get_trial(later._trial_id))
     assert _regime_of(study, later) == "forecast"
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_the_persistence_reads_only_the_most_recent_pairs(monkeypatch, indexed) -> None:
+    """Both paths (the trial index, and the walk over trials it cannot index) read the last
+    ``RECENT`` pairs per rung pair: here 12 ordered trials after 18 reversed ones."""
+    monkeypatch.setattr(_swift_hyperband, "RECENT", 12)
+    pruner = SwiftHyperbandPruner(max_resource=9)
+    study = optuna.create_study(pruner=pruner)
+    for i, level in enumerate([*np.linspace(0.9, 0.1, 18), *np.linspace(0.1, 0.9, 12)]):
+        values = {1: level, 3: 1 - level if i < 18 else level, 9: level}
+        study.add_trial(optuna.trial.create_trial(value=level, intermediate_values=values))
+    read = TrialIndex.paired_values
+    sizes = []
+
+    def paired_values(self, *args):
+        pairs = read(self, *args)
+        sizes.append(len(pairs[0]))
+        return pairs
+
+    monkeypatch.setattr(TrialIndex, "paired_values", paired_values)
+    if not indexed:
+        monkeypatch.setattr(TrialIndex, "update", lambda self, trials: False)
+    measured = pruner._persistence(study)
+    assert measured.rho == pytest.approx(1.0)
+    assert measured.pairs == 24
+    # The index copies no more than it is asked for: a bounded cost in a large study.
+    assert sizes == ([12, 12] if indexed else [])
 
 
 def test_a_persistence_equal_to_the_threshold_is_enough() -> None:

@@ -14,7 +14,7 @@ from optuna_qsvr import SwiftHyperbandPruner, _records
 from optuna_qsvr.pruners import _crowd
 from optuna_qsvr.pruners._decisions import RungView, promotion_record
 from optuna_qsvr.pruners._schedule import Rung
-from optuna_qsvr.pruners._trial_index import _removed, _SortedPart
+from optuna_qsvr.pruners._trial_index import TrialIndex, _removed, _SortedPart, count_between
 from tests.pruners_tests._helpers import LastValue, add_complete, ask_in_bracket, run_curve
 
 
@@ -27,12 +27,12 @@ def test_noise_is_the_median_absolute_change_of_finite_pairs() -> None:
     assert math.isnan(_crowd.noise_level([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], 3))  # no tie width
 
 
-def test_count_within_includes_both_ends() -> None:
+def test_count_between_includes_both_ends() -> None:
     values = [0.1, 0.2, 0.3, 0.4, 0.5]
-    assert _crowd.count_within(values, 0.3, 0.1) == 3
-    assert _crowd.count_within(values, 0.3, 0.09) == 1
-    assert _crowd.count_within(values, 0.05, 0.05) == 1
-    assert _crowd.count_within([], 0.3, 1.0) == 0
+    assert count_between(values, 0.3 - 0.1, 0.3 + 0.1) == 3
+    assert count_between(values, 0.3 - 0.09, 0.3 + 0.09) == 1
+    assert count_between(values, 0.05 - 0.05, 0.05 + 0.05) == 1
+    assert count_between([], 0.3 - 1.0, 0.3 + 1.0) == 0
 
 
 def test_sorted_part_counts_as_its_merged_list() -> None:
@@ -115,6 +115,25 @@ def test_no_look_outside_a_crowd_or_without_noise() -> None:
     # Exactly 1/eta is a crowd: 0.20 and 0.195 of six values.
     others = [*OTHERS[:3], {1: 0.20}, {1: 0.195}, {1: 0.9}]
     assert _look({1: 0.2}, others, 1) is not None
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_the_noise_reads_the_most_recent_pairs(monkeypatch, indexed) -> None:
+    """With ``RECENT`` pairs read (3 here), the old trials' large steps are out of the noise:
+    only the last two others' and the trial's own changes of 0.01 count."""
+    monkeypatch.setattr(_crowd, "RECENT", 3)
+    curves = [{1: v, 2: v + 0.2} for v in (0.1, 0.3, 0.5, 0.7)]
+    curves += [{1: v, 2: v + 0.01} for v in (0.49, 0.51)]
+    trials = [_trial(n, v) for n, v in enumerate([*curves, {1: 0.5, 2: 0.51}])]
+    if indexed:
+        index = TrialIndex(lambda trial: 0)
+        assert index.update(trials)
+        view = RungView(trials[-1], _rung(0, 3), 1.0, index=index)
+    else:
+        view = RungView(trials[-1], _rung(0, 3), 1.0, others=trials[:-1], peers=[])
+    assert _crowd.crowd_at(view, 1, 3).noise == pytest.approx(0.01)
+    monkeypatch.setattr(_crowd, "RECENT", 7)
+    assert _crowd.crowd_at(view, 1, 3).noise == pytest.approx(0.2)
 
 
 def test_no_look_with_fewer_values_than_pairs_needed() -> None:

@@ -149,6 +149,11 @@ def test_index_answers_as_the_walk_over_a_growing_study(history, top_k, data) ->
             pairs = sorted(map(repr, zip(*index.paired_values(first, second), strict=True)))
             walked = zip(*paired_values(trials, first, second), strict=True)
             assert pairs == sorted(map(repr, walked))
+            # The bounded read is the full one's tail, running trials' pairs last.
+            xs, ys = index.paired_values(first, second)
+            last = data.draw(st.integers(0, len(xs) + 1))
+            tail = max(len(xs) - last, 0)
+            assert index.paired_values(first, second, last) == (xs[tail:], ys[tail:])
 
 
 def test_trials_stopped_early_in_a_rung_count_once_each_but_the_decided_one() -> None:
