@@ -1,9 +1,9 @@
 """One seed of the benchmark's replay, kept as an Optuna study so a script can read its records.
 
 ``optuna-qsvr benchmark`` keeps only figures; the diagnostic scripts (``where_lost.py``,
-``regimes.py``) need the trials' decision records, so they replay the same way here: the seed's
-permutation of the table, 150 trials, eta 3, the table's epoch times, in an in-memory study
-named as the benchmark names it (the name seeds the bracket assignment).
+``where_spent.py``, ``regimes.py``) need the trials' records, so they replay the same way
+here: the seed's permutation of the table, 150 trials, eta 3, the table's epoch times, in an
+in-memory study named as the benchmark names it (the name seeds the bracket assignment).
 """
 
 from __future__ import annotations
@@ -32,16 +32,19 @@ def replay_study(
     method: str,
     workers: int,
     swift_options: Mapping[str, Any] | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
 ) -> tuple[optuna.Study, list, list]:
     """The study, the replay's runs (``replay_async``'s trials) and the seed's configurations;
-    ``swift_options`` as the benchmark's ``--swift-options``."""
+    ``swift_options`` as the benchmark's ``--swift-options``; ``pruner``, when given, replaces
+    the method's."""
     sequence = config_sequence(table, seed, N_TRIALS)
     study = optuna.create_study(
         storage=optuna.storages.InMemoryStorage(),
         study_name=f"replay-seed{seed}",  # the benchmark's brackets
         direction=direction,
         sampler=make_sampler("random", seed, table),
-        pruner=make_pruner(
+        pruner=pruner
+        or make_pruner(
             method, max_resource=table.max_step, table=table, swift_options=swift_options
         ),
     )

@@ -35,8 +35,11 @@ from typing import Any
 from optuna_qsvr.benchmark import (
     METHODS,
     CurveTable,
+    bootstrap,
     bundled_tables,
+    config_sequence,
     dominated_by,
+    fewer_trials_regret,
     from_json,
     infer_direction,
     method_figures,
@@ -136,6 +139,34 @@ def _load(name: str, workers: int) -> tuple[dict[str, Any], dict[str, list[dict[
     return report, {m: results[m] for m in sorted(results, key=_order)}
 
 
+# A figure that does not exist: fewer trials with 8 workers.
+_NONE = {"value": None, "low": None, "high": None}
+
+
+def _vs_fewer(entry: dict[str, Any], table: CurveTable) -> dict[str, Any]:
+    """The regret minus that of fewer trials with the same epochs, as the command computes it
+    (``vs_fewer``), also for runs saved before the command did: recomputed from their seeds,
+    epochs and regrets (1 worker and the seeded permutation only)."""
+    figure = entry["figures"].get("vs_fewer") or _NONE
+    if figure["value"] is not None or entry["n_workers"] != 1 or entry["sampler"] != "random":
+        return figure
+    worst = entry["table_worst_regret"]
+    differences = [
+        (worst if regret is None else regret)
+        - fewer_trials_regret(
+            table,
+            entry["direction"],
+            config_sequence(table, seed, entry["trials_per_study"]),
+            spent,
+        )
+        for seed, spent, regret in zip(
+            entry["seeds"], entry["epochs"], entry["regret"], strict=True
+        )
+    ]
+    estimate = bootstrap(differences)
+    return {"value": estimate.value, "low": estimate.low, "high": estimate.high}
+
+
 def _cell(f: dict[str, Any], kind: str = "num") -> str:
     value, low, high = f["value"], f["low"], f["high"]
     if value is None:
@@ -153,8 +184,8 @@ def _cell(f: dict[str, Any], kind: str = "num") -> str:
 def _markdown(names: list[str], tables: dict[str, tuple[Path, str, bool]]) -> str:
     lines = [
         "| table | W | method | epochs | × Hyperband | makespan | regret, mean | regret, "
-        "median | P(best) | P(top 1%) | dominated by |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "median | minus fewer trials' | P(best) | P(top 1%) | dominated by |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     verdicts = []
     for name in names:
@@ -162,6 +193,7 @@ def _markdown(names: list[str], tables: dict[str, tuple[Path, str, bool]]) -> st
             if not (OUT / f"{name}-w{workers}.json").exists():
                 continue
             report, _ = _load(name, workers)
+            table = CurveTable.load(tables[name][0])
             for method in sorted(report, key=_order):
                 entry = report[method]
                 f = entry["figures"]
@@ -171,6 +203,7 @@ def _markdown(names: list[str], tables: dict[str, tuple[Path, str, bool]]) -> st
                     f"| {name} | {workers} | {method} | {_cell(f['epochs'])} | "
                     f"{_cell(f['ratio'], 'ratio')} | {_cell(f['makespan'])}{unit} | "
                     f"{_cell(f['regret_mean'])} | {_cell(f['regret_median'])} | "
+                    f"{_cell(_vs_fewer(entry, table))} | "
                     f"{_cell(f['p_best'], 'pct')} | {_cell(f['p_top1'], 'pct')} | {dominators} |"
                 )
                 if SWIFT.match(method):

@@ -1,0 +1,175 @@
+"""Where a method spends its epochs: by regime and by outcome, against Hyperband's.
+
+    python benchmarks/where_spent.py                 # swift-svr, 1 worker, 20 seeds, every table
+    python benchmarks/where_spent.py --workers 8 --tables cnn_digits,mlpf_delphes_sim
+
+For every bundled table and seed, the benchmark's replay (the seeded permutation, 150 trials,
+eta 3, the table's epoch times) runs Optuna's ``HyperbandPruner``, the method and the hindsight
+oracle. The method's epochs are split four ways, by the regime its trials ran in (the forecast
+mode's ``swift:regime``: "hyperband" while the study's rank persistence is unmeasured or low,
+else "forecast") and by whether they trained to the end. Each part is a share of the same seed's
+Hyperband epochs, averaged over the seeds, so the parts add up to the benchmark's "× Hyperband".
+Of the forecast regime's stopped trials, the share stopped at or after the last rung end (27 for
+these tables' 50 epochs) is shown again on its own: each of those trained at least 27 epochs.
+Beside them: how many trials each part holds, how many trials Hyperband and the oracle finish,
+and what the finished trials alone cost (their count times the last epoch). That last figure
+is a floor no stopping rule goes under without finishing fewer trials.
+
+The last column is a bound for any rule that keeps the Hyperband regime: the same trials as in
+the method's run are decided by Optuna's ``HyperbandPruner`` and every other trial by the
+hindsight oracle (a trial trains past its first epoch only if its final value beats every
+earlier trial's), as a perfect forecast would decide them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from typing import Any
+
+import numpy as np
+import optuna
+from _replay_study import replay_study
+
+from optuna_qsvr import _records
+from optuna_qsvr.benchmark import CurveTable, bundled_table, infer_direction, make_pruner
+
+TABLES = (
+    "cnn_digits",
+    "lstm_babi17",
+    "mlpf_delphes_sim",
+    "resnet_mnist",
+    "transformer_sort",
+    "mlp_mnist1d",
+    "gru_mnist1d",
+)
+HELD_OUT = ("resnet_mnist", "transformer_sort", "mlp_mnist1d", "gru_mnist1d")
+# The recorded tables name no metric; the held-out ones do.
+DIRECTIONS = {"cnn_digits": "maximize", "lstm_babi17": "maximize", "mlpf_delphes_sim": "minimize"}
+PARTS = (
+    ("hyperband", True),
+    ("hyperband", False),
+    ("forecast", True),
+    ("forecast", False),
+)
+LATE = "late"
+ETA = 3
+
+
+def last_rung(max_step: int) -> int:
+    """The last rung end below ``max_step`` for min_resource 1 and eta 3, as the benchmark runs."""
+    rung = 1
+    while rung * ETA < max_step:
+        rung *= ETA
+    return rung
+
+
+def regimes(study: optuna.Study) -> list[str]:
+    """Each trial's regime by number; a trial without a regime record (another method, or the
+    option off) counts in the forecast regime."""
+    records = (_records.regime_of_trial(t.system_attrs) for t in study.get_trials(deepcopy=False))
+    return [record["regime"] if record else "forecast" for record in records]
+
+
+def split(study: optuna.Study, runs: list, late: int) -> dict[Any, tuple[int, int]]:
+    """Epochs and trials per (regime, finished), and ``LATE`` for the forecast regime's stopped
+    trials that trained ``late`` epochs or more."""
+    regime_of = regimes(study)
+    parts: dict[Any, list[int]] = collections.defaultdict(lambda: [0, 0])
+    for run in runs:
+        regime = regime_of[run.number]
+        finished = run.final is not None
+        keys = [(regime, finished)]
+        if regime == "forecast" and not finished and run.epochs >= late:
+            keys.append(LATE)
+        for key in keys:
+            parts[key][0] += run.epochs
+            parts[key][1] += 1
+    return {key: (parts[key][0], parts[key][1]) for key in (*PARTS, LATE)}
+
+
+class HyperbandThenOracle(optuna.pruners.BasePruner):
+    """Optuna's ``HyperbandPruner`` for the trials numbered in ``hyperband``, the oracle for
+    the others."""
+
+    def __init__(self, table: CurveTable, hyperband: set[int]) -> None:
+        self._hyperband = make_pruner("hyperband", max_resource=table.max_step, table=table)
+        self._oracle = make_pruner("oracle", max_resource=table.max_step, table=table)
+        self._numbers = hyperband
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if trial.number in self._numbers:
+            return self._hyperband.prune(study, trial)
+        return self._oracle.prune(study, trial)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--method", default="swift-svr")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--swift-options", type=json.loads, default=None, help="pruner keyword arguments, JSON"
+    )
+    parser.add_argument("--tables", default=",".join(TABLES))
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(
+        f"{args.method}, {args.workers} worker(s), {args.seeds} seeds; × Hyperband's epochs"
+        " (trials per study)\n"
+    )
+    print(
+        "| table | total | Hyperband regime, finished | Hyperband regime, stopped"
+        " | forecast regime, finished | forecast regime, stopped"
+        " | of which at the last rung or later"
+        " | finished trials alone | trials finished: method / Hyperband / oracle"
+        " | same Hyperband regime, then the oracle |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.tables.split(","):
+        table = CurveTable.load(bundled_table(name))
+        direction = DIRECTIONS.get(name) or infer_direction(table.metric)
+        late = last_rung(table.max_step)
+        shares: dict[Any, list[float]] = collections.defaultdict(list)
+        counts: dict[Any, list[int]] = collections.defaultdict(list)
+        finished = collections.defaultdict(list)
+        floor, bound = [], []
+        for seed in range(args.seeds):
+            _, reference, _ = replay_study(table, direction, seed, "hyperband", args.workers)
+            _, oracle, _ = replay_study(table, direction, seed, "oracle", args.workers)
+            study, runs, _ = replay_study(
+                table, direction, seed, args.method, args.workers, args.swift_options
+            )
+            hyperband = sum(r.epochs for r in reference)
+            as_hyperband = {n for n, r in enumerate(regimes(study)) if r == "hyperband"}
+            _, bounded, _ = replay_study(
+                table,
+                direction,
+                seed,
+                "oracle",
+                args.workers,
+                pruner=HyperbandThenOracle(table, as_hyperband),
+            )
+            bound.append(sum(r.epochs for r in bounded) / hyperband)
+            for key, (epochs, n) in split(study, runs, late).items():
+                shares[key].append(epochs / hyperband)
+                counts[key].append(n)
+            done = sum(r.final is not None for r in runs)
+            floor.append(done * table.max_step / hyperband)
+            for label, replay in (("method", runs), ("hyperband", reference), ("oracle", oracle)):
+                finished[label].append(sum(r.final is not None for r in replay))
+        total = sum(np.mean(shares[key]) for key in PARTS)
+        cells = [
+            f"{np.mean(shares[key]):.2f}× ({np.mean(counts[key]):.1f})" for key in (*PARTS, LATE)
+        ]
+        kept = " / ".join(f"{np.mean(finished[k]):.1f}" for k in ("method", "hyperband", "oracle"))
+        label = f"{name} (held out)" if name in HELD_OUT else name
+        print(
+            f"| {label} | {total:.2f}× | {' | '.join(cells)} | {np.mean(floor):.2f}× | {kept}"
+            f" | {np.mean(bound):.2f}× |"
+        )
+
+
+if __name__ == "__main__":
+    main()
