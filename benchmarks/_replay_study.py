@@ -8,6 +8,8 @@ in-memory study named as the benchmark names it (the name seeds the bracket assi
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,3 +59,18 @@ def replay_study(
         n_trials=N_TRIALS,
     )
     return study, result.trials, sequence
+
+
+def replay_parser(description: str, tables: str) -> argparse.ArgumentParser:
+    """The diagnostic scripts' shared options: ``--method``, ``--workers``, ``--seeds``,
+    ``--swift-options`` (as the benchmark's) and ``--tables`` (comma-separated, default
+    ``tables``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--method", default="swift-svr")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--swift-options", type=json.loads, default=None, help="pruner keyword arguments, JSON"
+    )
+    parser.add_argument("--tables", default=tables)
+    return parser

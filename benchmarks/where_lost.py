@@ -31,13 +31,11 @@ rung-mates, and for any stop the record's reason (the rescue's chances), as reco
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import statistics
 
 import optuna
-from _replay_study import replay_study
+from _replay_study import replay_parser, replay_study
 from rescue_experiments import _ORIGINAL, _patches
 
 from optuna_qsvr import _records
@@ -66,15 +64,8 @@ def where(system_attrs: dict, finished: bool) -> tuple[str, dict | None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--method", default="swift-svr")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument(
-        "--swift-options", type=json.loads, default=None, help="pruner keyword arguments, JSON"
-    )
+    parser = replay_parser(__doc__.split("\n\n")[0], ",".join(TABLES))
     parser.add_argument("--variant", default="default", help="a rescue_experiments.py variant")
-    parser.add_argument("--tables", default=",".join(TABLES))
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in args.tables.split(","):

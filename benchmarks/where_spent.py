@@ -23,28 +23,17 @@ earlier trial's), as a perfect forecast would decide them.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 from typing import Any
 
 import numpy as np
 import optuna
-from _replay_study import replay_study
+from _replay_study import replay_parser, replay_study
+from more_seeds_table import HELD_OUT, TABLES
 
 from optuna_qsvr import _records
 from optuna_qsvr.benchmark import CurveTable, bundled_table, infer_direction, make_pruner
 
-TABLES = (
-    "cnn_digits",
-    "lstm_babi17",
-    "mlpf_delphes_sim",
-    "resnet_mnist",
-    "transformer_sort",
-    "mlp_mnist1d",
-    "gru_mnist1d",
-)
-HELD_OUT = ("resnet_mnist", "transformer_sort", "mlp_mnist1d", "gru_mnist1d")
 # The recorded tables name no metric; the held-out ones do.
 DIRECTIONS = {"cnn_digits": "maximize", "lstm_babi17": "maximize", "mlpf_delphes_sim": "minimize"}
 PARTS = (
@@ -105,15 +94,7 @@ class HyperbandThenOracle(optuna.pruners.BasePruner):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--method", default="swift-svr")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument(
-        "--swift-options", type=json.loads, default=None, help="pruner keyword arguments, JSON"
-    )
-    parser.add_argument("--tables", default=",".join(TABLES))
-    args = parser.parse_args()
+    args = replay_parser(__doc__.split("\n\n")[0], ",".join(TABLES)).parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(
         f"{args.method}, {args.workers} worker(s), {args.seeds} seeds; × Hyperband's epochs"
