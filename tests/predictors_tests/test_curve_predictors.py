@@ -5,7 +5,9 @@ import math
 import time
 import warnings
 from pathlib import Path
+from typing import Any, ClassVar
 
+import dimod
 import numpy as np
 import pytest
 from dwave.samplers import SimulatedAnnealingSampler
@@ -14,6 +16,7 @@ from sklearn.metrics import r2_score
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.svm import NuSVR
 
+from optuna_qsvr.exceptions import AnnealerError
 from optuna_qsvr.predictors import (
     FitInfo,
     ModelFormatError,
@@ -313,6 +316,32 @@ def test_out_of_fold_residuals_are_forecast_errors_in_the_targets_units() -> Non
     # Errors of a good forecast, not the targets themselves: small against their spread.
     assert np.max(np.abs(r)) < 0.25 * np.ptp(y)
     assert abs(np.median(r)) < 0.05 * np.ptp(y)
+
+
+class _BreaksInTheFolds(dimod.Sampler):
+    """Simulated annealing that answers the model's fit, then fails: the cross-validation
+    folds' fits come after it. Calls are counted on the class, since the folds fit clones."""
+
+    calls: ClassVar[list[int]] = []
+    parameters: ClassVar[dict[str, Any]] = {"num_reads": []}
+    properties: ClassVar[dict[str, Any]] = {}
+
+    def sample(self, bqm, **kwargs):
+        type(self).calls.append(1)
+        if len(type(self).calls) > 1:
+            raise RuntimeError("solver exploded in a fold")
+        return SimulatedAnnealingSampler().sample(bqm, num_sweeps=100, **kwargs)
+
+
+def test_a_fold_whose_annealer_fails_fails_the_fit_with_the_annealers_error() -> None:
+    # Not a fold scored NaN and a calibration from the others: the pruner records why and
+    # falls back to Hyperband's decision.
+    _BreaksInTheFolds.calls.clear()
+    X, y, _ = _curves(12)
+    predictor = QSVRPredictor(cv=3, annealer=_BreaksInTheFolds(), num_reads=5)
+    with pytest.raises(AnnealerError, match="solver exploded in a fold"):
+        predictor.fit(X, y)
+    assert len(_BreaksInTheFolds.calls) == 2
 
 
 def test_the_record_keeps_the_training_size_fit_time_and_support_vectors() -> None:

@@ -22,6 +22,7 @@ from sklearn.svm import SVR, NuSVR
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
+from optuna_qsvr.predictors import _qsvr
 from optuna_qsvr.predictors._qsvr import (
     QSVR,
     _lowest_distinct,
@@ -114,6 +115,40 @@ def test_learning_curves_single_and_ensemble_vs_nusvr(digits_curves):
     assert r2_q20 >= r2_capped - 0.05
     assert r2_ens >= r2_svr - 0.1
     assert r2_ens > 0.5
+
+
+class _Clock:
+    """A stand-in for the ``time`` module: ``perf_counter`` moves one second per read,
+    ``monotonic`` stands still."""
+
+    def __init__(self) -> None:
+        self.reads = 0.0
+
+    def perf_counter(self) -> float:
+        self.reads += 1.0
+        return self.reads
+
+    def monotonic(self) -> float:
+        return 100.0
+
+
+def test_an_ensembles_times_add_up_over_its_qubos(monkeypatch):
+    monkeypatch.setattr(_qsvr, "time", _Clock())
+    X, y = _sine(45, seed=1)
+    model = QSVR(max_points=20, gamma=10.0, random_state=0, **FAST).fit(X, y)
+    # Three QUBOs, each built between two reads and annealed between two more.
+    assert model.n_estimators_ == 3
+    assert model.qubo_build_seconds_ == 3.0
+    assert model.anneal_seconds_ == 3.0
+
+
+def test_a_fit_with_time_left_anneals_even_under_a_second(monkeypatch):
+    # The clock stands still: the annealer call has the whole 0.9 s left, and an exact solve
+    # of six variables needs far less.
+    monkeypatch.setattr(_qsvr, "time", _Clock())
+    X, y = _sine(3, seed=1)
+    model = QSVR(K=1, annealer=dimod.ExactSolver(), timeout=0.9, random_state=0).fit(X, y)
+    assert model.n_annealer_calls_ == 1
 
 
 def test_ensemble_partitions_every_point():
