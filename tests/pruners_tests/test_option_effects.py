@@ -8,8 +8,10 @@ forecasts whose distance to the threshold is a known number of sigmas.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -570,3 +572,41 @@ def test_each_mode_fills_its_own_defaults_and_normalises() -> None:
         "max_train_curves": 200,
         "mode": "paper",
     }
+
+
+def _readme_defaults() -> dict[str, tuple[str, str]]:
+    """The README's Parameters table: per option, its (forecast, paper) default as written."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    table = readme.split("## Parameters", 1)[1].split("\n\n", 2)[1]
+    defaults = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        name = cells[0].strip("`")
+        if name.startswith("**"):
+            continue
+        both = [part.strip().strip("`") for part in cells[1].split(" / ")]
+        defaults[name] = (both[0], both[-1])
+    return defaults
+
+
+_WORDS = {"on": True, "off": False, "Hyperband's": None}
+
+
+@pytest.mark.parametrize(("mode", "side"), [("forecast", 0), ("paper", 1)])
+def test_the_readmes_defaults_are_the_pruners(mode, side) -> None:
+    """Every default the README's Parameters table writes as a value is the pruner's, in the
+    mode it names (``forecast / paper``); ``required`` and derived defaults are skipped."""
+    # The forecast side with no mode given, so that the default mode is checked too.
+    options = SwiftHyperbandPruner(max_resource=9, **({"mode": mode} if side else {}))._options
+    checked = 0
+    for name, written in _readme_defaults().items():
+        text = written[side]
+        if text in ("required", "from the options") or (side and name == "mode"):
+            continue
+        expected = _WORDS[text] if text in _WORDS else ast.literal_eval(text)
+        actual = getattr(options, name)
+        if isinstance(expected, tuple):
+            actual = tuple(actual)
+        assert actual == expected, (name, text, actual)
+        checked += 1
+    assert checked >= 20
