@@ -24,8 +24,9 @@ TABLES = (
     "transformer_sort",
     "mlp_mnist1d",
     "gru_mnist1d",
+    "cnn1d_mnist1d",
 )
-HELD_OUT = ("resnet_mnist", "transformer_sort", "mlp_mnist1d", "gru_mnist1d")
+HELD_OUT = ("resnet_mnist", "transformer_sort", "mlp_mnist1d", "gru_mnist1d", "cnn1d_mnist1d")
 FIRST = 20
 
 

@@ -12,7 +12,8 @@ seeds=${SEEDS:-20}
 out=${OUT:-look}
 for workers in ${WORKERS:-1 8}; do
   for td in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize \
-    resnet_mnist:minimize transformer_sort:maximize mlp_mnist1d:maximize gru_mnist1d:maximize; do
+    resnet_mnist:minimize transformer_sort:maximize mlp_mnist1d:maximize gru_mnist1d:maximize \
+    cnn1d_mnist1d:maximize; do
     table=${td%%:*}
     .venv/bin/optuna-qsvr benchmark --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" \
       --direction "${td##*:}" --no-progress --json "docs/benchmark/$out-$table-w$workers.json" \

@@ -11,6 +11,7 @@ import torch
 from optuna_qsvr.benchmark import CurveTable, infer_direction
 from studies import (
     _recording,
+    record_cnn1d_curves,
     record_gru_curves,
     record_mlp_curves,
     record_resnet_curves,
@@ -23,6 +24,7 @@ TINY = {
     record_resnet_curves: ["--max-train", "40", "--n-val", "20"],
     record_mlp_curves: ["--n-train", "64", "--n-val", "32"],
     record_gru_curves: ["--n-train", "64", "--n-val", "32"],
+    record_cnn1d_curves: ["--n-train", "64", "--n-val", "32"],
 }
 SCRIPTS = list(TINY)
 
@@ -229,6 +231,50 @@ def test_gru_reads_the_signal_in_steps_of_its_samples(step_samples) -> None:
 
     assert logits.shape == (3, 10)
     assert seen == [(3, 40 // step_samples, step_samples)]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "pooling", "length"),
+    [(1, "none", 40), (3, "none", 40), (1, "max", 20), (3, "avg", 5), (2, "max", 10)],
+)
+def test_cnn1d_blocks_halve_the_signal_only_when_they_pool(blocks, pooling, length) -> None:
+    params = record_cnn1d_curves.draw_configs(1, 0)[0] | {
+        "blocks": blocks,
+        "pooling": pooling,
+        "channels": 8,
+        "kernel": 5,
+    }
+    model = record_cnn1d_curves.build_model(params)
+    convs = [m for m in model if isinstance(m, torch.nn.Conv1d)]
+    classifier = model[-1]
+
+    logits = model(torch.zeros(3, 40))
+
+    assert logits.shape == (3, 10)
+    assert len(convs) == blocks and all(c.kernel_size == (5,) for c in convs)
+    assert classifier.in_features == 8 * length
+
+
+def test_cnn1d_run_learns_above_chance() -> None:
+    data = record_mlp_curves.make_data(n_train=1000, n_val=300, seed=42)
+    params = {
+        "learning_rate": 3e-3,
+        "weight_decay": 0.0,
+        "channels": 16,
+        "blocks": 2,
+        "kernel": 5,
+        "pooling": "max",
+        "dropout": 0.0,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "schedule": "constant",
+        "input_noise": 0.0,
+    }
+
+    values = list(record_cnn1d_curves.train(params, data, 4, seed=0))
+
+    assert len(values) == 4
+    assert values[-1] > 2 * record_cnn1d_curves.CHANCE
 
 
 def test_gru_run_learns_above_chance() -> None:
