@@ -332,12 +332,12 @@ def test_the_persistence_reads_only_the_most_recent_pairs(monkeypatch, indexed) 
     read = TrialIndex.paired_values
     sizes = []
 
-    def paired_values(self, *args):
+    def spy(self, *args):
         pairs = read(self, *args)
         sizes.append(len(pairs[0]))
         return pairs
 
-    monkeypatch.setattr(TrialIndex, "paired_values", paired_values)
+    monkeypatch.setattr(TrialIndex, "paired_values", spy)
     if not indexed:
         monkeypatch.setattr(TrialIndex, "update", lambda self, trials: False)
     measured = pruner._persistence(study)
