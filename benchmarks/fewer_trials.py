@@ -41,11 +41,15 @@ def _fmt(estimate: object) -> str:
 
 
 def fewer_trials_regrets(
-    table: CurveTable, direction: str, seeds: list[int], epochs: list[int]
+    table: CurveTable,
+    direction: str,
+    seeds: list[int],
+    epochs: list[int],
+    n_trials: int = N_TRIALS,
 ) -> list[float]:
     """Per seed: the rival's regret with that seed's permutation and epochs."""
     return [
-        fewer_trials_regret(table, direction, config_sequence(table, seed, N_TRIALS), spent)
+        fewer_trials_regret(table, direction, config_sequence(table, seed, n_trials), spent)
         for seed, spent in zip(seeds, epochs, strict=True)
     ]
 

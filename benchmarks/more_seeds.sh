@@ -7,12 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${SEEDS:-60}
-for td in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize \
-  resnet_mnist:minimize transformer_sort:maximize mlp_mnist1d:maximize gru_mnist1d:maximize \
-  cnn1d_mnist1d:maximize; do
-  table=${td%%:*}
-  .venv/bin/optuna-qsvr benchmark --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" \
-    --direction "${td##*:}" --no-progress --json "docs/benchmark/seeds60-$table.json" \
-    --seeds "$seeds" --workers 1 --processes 2 \
-    --methods hyperband,median,percentile,sha,i-epoch-1,swift-svr,swift:p33
-done
+. benchmarks/every_table.sh
+bench_every "docs/benchmark/seeds60-%s.json" --seeds "$seeds" --workers 1 --processes 2 \
+  --methods hyperband,median,percentile,sha,i-epoch-1,swift-svr,swift:p33

@@ -32,14 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fewer_trials import fewer_trials_regrets
+
 from optuna_qsvr.benchmark import (
     METHODS,
     CurveTable,
     bootstrap,
     bundled_tables,
-    config_sequence,
     dominated_by,
-    fewer_trials_regret,
     from_json,
     infer_direction,
     method_figures,
@@ -151,17 +151,12 @@ def _vs_fewer(entry: dict[str, Any], table: CurveTable) -> dict[str, Any]:
     if figure["value"] is not None or entry["n_workers"] != 1 or entry["sampler"] != "random":
         return figure
     worst = entry["table_worst_regret"]
+    rival = fewer_trials_regrets(
+        table, entry["direction"], entry["seeds"], entry["epochs"], entry["trials_per_study"]
+    )
     differences = [
-        (worst if regret is None else regret)
-        - fewer_trials_regret(
-            table,
-            entry["direction"],
-            config_sequence(table, seed, entry["trials_per_study"]),
-            spent,
-        )
-        for seed, spent, regret in zip(
-            entry["seeds"], entry["epochs"], entry["regret"], strict=True
-        )
+        (worst if regret is None else regret) - other
+        for regret, other in zip(entry["regret"], rival, strict=True)
     ]
     estimate = bootstrap(differences)
     return {"value": estimate.value, "low": estimate.low, "high": estimate.high}

@@ -10,15 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${SEEDS:-20}
 out=${OUT:-look}
+. benchmarks/every_table.sh
 for workers in ${WORKERS:-1 8}; do
-  for td in cnn_digits:maximize lstm_babi17:maximize mlpf_delphes_sim:minimize \
-    resnet_mnist:minimize transformer_sort:maximize mlp_mnist1d:maximize gru_mnist1d:maximize \
-    cnn1d_mnist1d:maximize; do
-    table=${td%%:*}
-    .venv/bin/optuna-qsvr benchmark --curves "optuna_qsvr/benchmark/curves/$table.csv.gz" \
-      --direction "${td##*:}" --no-progress --json "docs/benchmark/$out-$table-w$workers.json" \
-      --seeds "$seeds" --workers "$workers" --processes 2 \
-      --methods hyperband,median,sha,swift-svr,swift:look \
-      --swift-set 'look={"second_look": true}'
-  done
+  bench_every "docs/benchmark/$out-%s-w$workers.json" --seeds "$seeds" --workers "$workers" \
+    --processes 2 --methods hyperband,median,sha,swift-svr,swift:look \
+    --swift-set 'look={"second_look": true}'
 done

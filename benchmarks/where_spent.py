@@ -30,12 +30,11 @@ import numpy as np
 import optuna
 from _replay_study import replay_parser, replay_study
 from more_seeds_table import HELD_OUT, TABLES
+from readme import RECORDED
 
 from optuna_qsvr import _records
 from optuna_qsvr.benchmark import CurveTable, bundled_table, infer_direction, make_pruner
 
-# The recorded tables name no metric; the held-out ones do.
-DIRECTIONS = {"cnn_digits": "maximize", "lstm_babi17": "maximize", "mlpf_delphes_sim": "minimize"}
 PARTS = (
     ("hyperband", True),
     ("hyperband", False),
@@ -110,7 +109,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.tables.split(","):
         table = CurveTable.load(bundled_table(name))
-        direction = DIRECTIONS.get(name) or infer_direction(table.metric)
+        # The recorded tables name no metric; the held-out ones do.
+        direction = RECORDED.get(name) or infer_direction(table.metric)
         late = last_rung(table.max_step)
         shares: dict[Any, list[float]] = collections.defaultdict(list)
         counts: dict[Any, list[int]] = collections.defaultdict(list)
