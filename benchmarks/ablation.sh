@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seeds=${SEEDS:-20}
 bench_recorded "docs/benchmark/ablation-%s.json" \
   --seeds "$seeds" --workers 1 \
-  --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets,swift:no-regimes \
+  --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets,swift:no-regimes,swift:pairs10 \
   --swift-set 'no-points={"alpha": 1e-9}' \
   --swift-set 'no-final={"top_k": 1000000}' \
   --swift-set 'no-rescue={"rescue": false}' \
@@ -17,4 +17,5 @@ bench_recorded "docs/benchmark/ablation-%s.json" \
   --swift-set 'uncalibrated={"alpha": 0.49}' \
   --swift-set 'params={"features": ["curve", "params"]}' \
   --swift-set 'hyperband-brackets={"bracket_weights": [1]}' \
-  --swift-set 'no-regimes={"min_rank_persistence": false}'
+  --swift-set 'no-regimes={"min_rank_persistence": false}' \
+  --swift-set 'pairs10={"min_persistence_pairs": 10}'

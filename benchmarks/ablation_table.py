@@ -22,7 +22,8 @@ ROWS = {
     "swift:params": "hyperparameters as features",
     "swift:hyperband-brackets": "all of Hyperband's brackets (in the forecast regime)",
     "swift:no-regimes": "every trial with forecasts, whatever the rank persistence "
-    "(the previous default)",
+    "(an earlier default)",
+    "swift:pairs10": "rank persistence measured at 10 trials per rung pair (the previous default)",
 }
 
 

@@ -29,13 +29,13 @@ from readme import HELD_OUT_DIRECTIONS, RECORDED
 
 from optuna_qsvr import _records
 from optuna_qsvr.benchmark import CurveTable, bundled_tables, infer_direction
-from optuna_qsvr.pruners._options import SHARED_DEFAULTS
+from optuna_qsvr.pruners._options import FORECAST_DEFAULTS
 from optuna_qsvr.pruners._persistence import rank_persistence
 
 
 def table_persistence(table: CurveTable, budgets: list[int]) -> float:
     """The measure on every configuration of the table, with the default pruner's pair count."""
-    min_pairs = SHARED_DEFAULTS["min_train_curves"]["forecast"]
+    min_pairs = FORECAST_DEFAULTS["min_persistence_pairs"]
     values = np.array([table.values(c) for c in table.configs])
     columns = [(values[:, a - 1], values[:, b - 1]) for a, b in itertools.pairwise(budgets)]
     return rank_persistence(columns, min_pairs).rho

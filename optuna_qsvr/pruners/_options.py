@@ -38,6 +38,7 @@ FORECAST_DEFAULTS: dict[str, Any] = {
     "rescue_alpha": 0.3,
     "refit_growth": 1.5,
     "min_rank_persistence": 0.5,
+    "min_persistence_pairs": 6,
     "second_look": False,
 }
 RESCUES = ("chance", "rank", "none")
@@ -86,6 +87,7 @@ class SwiftOptions:
     rescue_alpha: float = 0.3
     # None once normalised: every trial in the forecast regime (passed as False).
     min_rank_persistence: float | None = 0.5
+    min_persistence_pairs: int = 6
     second_look: bool = False
 
     def __post_init__(self) -> None:
@@ -127,6 +129,8 @@ class SwiftOptions:
             ("min_train_curves", 3),
             ("max_train_curves", check_int("min_train_curves", self.min_train_curves, 3)),
             ("top_k", 1),
+            # Spearman's correlation is undefined on fewer than three pairs.
+            ("min_persistence_pairs", 3),
         ] + ([("refit_every", 1)] if self.refit_every is not None else [])
         for name, minimum in ints:
             self._set(name, check_int(name, getattr(self, name), minimum))

@@ -99,11 +99,15 @@ class SwiftHyperbandPruner(BasePruner):
             factor (1.5), so fits, and annealer calls, grow with the log of the study.
         min_rank_persistence: forecast mode: the study's rank persistence (the Spearman
             correlation between the trials' values at consecutive rung ends, pooled over the
-            rungs, once a rung pair has ``min_train_curves`` trials) that a new trial needs to
-            run with forecasts, in ``bracket_weights``' brackets (0.5). Below it, or before it
-            can be measured, the trial runs as in Optuna's ``HyperbandPruner``. The choice is
-            recorded on the trial (``swift:regime``). ``False``: every trial runs with
-            forecasts.
+            rungs, once a rung pair has ``min_persistence_pairs`` trials) that a new trial
+            needs to run with forecasts, in ``bracket_weights``' brackets (0.5). Below it, or
+            before it can be measured, the trial runs as in Optuna's ``HyperbandPruner``. The
+            choice is recorded on the trial (``swift:regime``). ``False``: every trial runs
+            with forecasts.
+        min_persistence_pairs: forecast mode: trials that must have reported both ends of a
+            rung pair before it counts in the rank persistence (6). The trials before it run
+            as Hyperband, and cost the most per trial; the measure is taken again for every
+            new trial, so a noisy early value is corrected as the pairs accumulate.
         second_look: forecast mode: a trial whose value at a decision point ties a crowd
             of at least ``1/eta`` of the study's values there (within the epoch-to-epoch
             noise the study measures) is not stopped at the point where it enters the crowd,
@@ -170,6 +174,7 @@ class SwiftHyperbandPruner(BasePruner):
         refit_growth: float | None = None,
         rescue_alpha: float | None = None,
         min_rank_persistence: float | bool | None = None,
+        min_persistence_pairs: int | None = None,
         second_look: bool | None = None,
         known_curve: float | None = None,
         full_fraction: float | None = None,
@@ -207,6 +212,7 @@ class SwiftHyperbandPruner(BasePruner):
             refit_growth=refit_growth,  # type: ignore[arg-type]
             rescue_alpha=rescue_alpha,
             min_rank_persistence=min_rank_persistence,  # type: ignore[arg-type]
+            min_persistence_pairs=min_persistence_pairs,  # type: ignore[arg-type]
             second_look=second_look,  # type: ignore[arg-type]
             bracket_weights=None if bracket_weights is None else tuple(bracket_weights),
         )
@@ -353,7 +359,7 @@ class SwiftHyperbandPruner(BasePruner):
             columns = [index.paired_values(a, b, RECENT) for a, b in pairs]
         else:
             columns = [paired_values(trials, a, b) for a, b in pairs]
-        return rank_persistence(columns, self._options.min_train_curves, RECENT)
+        return rank_persistence(columns, self._options.min_persistence_pairs, RECENT)
 
     @functools.cached_property
     def _rung_budgets(self) -> list[int]:

@@ -57,6 +57,7 @@ def _pruner(**kwargs) -> SwiftHyperbandPruner:
         mode="forecast",
         predictor=LastValuePredictor(),
         min_train_curves=3,
+        min_persistence_pairs=3,  # forecasts once three trials show their ranks last
         bracket_weights=(1.0, 1.0),  # every bracket, Hyperband's shares (exact assignment)
     )
     return SwiftHyperbandPruner(**{**options, **kwargs})

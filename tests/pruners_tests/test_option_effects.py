@@ -462,6 +462,8 @@ PAPER = {"mode": "paper"}
         ({"min_train_curves": 2}, r"min_train_curves must be an integer >= 3"),
         ({"min_train_curves": 20, "max_train_curves": 19}, r"max_train_curves .* >= 20"),
         ({"top_k": 0}, r"top_k must be an integer >= 1"),
+        ({"min_persistence_pairs": 2}, r"min_persistence_pairs must be an integer >= 3, got 2"),
+        ({"min_persistence_pairs": 4.5}, r"min_persistence_pairs must be an integer"),
         ({**PAPER, "refit_every": 0}, r"refit_every must be an integer >= 1"),
         ({**PAPER, "known_curve": 0.0}, r"known_curve must be in \(0, 1\), got 0.0"),
         ({**PAPER, "known_curve": 1.0}, r"known_curve must be in \(0, 1\)"),
@@ -505,6 +507,7 @@ def test_each_option_is_checked_at_its_bounds(kwargs, match) -> None:
         {"reduction_factor": 2},
         {"min_train_curves": 3, "max_train_curves": 3},
         {"top_k": 1},
+        {"min_persistence_pairs": 3},
         {"alpha": 1e-9},
         {"alpha": 0.4999},
         {"checkpoint_ratio": 1.0001},
@@ -538,6 +541,7 @@ def test_each_mode_fills_its_own_defaults_and_normalises() -> None:
     assert (forecast.alpha, forecast.top_k, forecast.checkpoint_ratio) == (0.1, 1, 1.5)
     assert (forecast.rescue, forecast.rescue_alpha) == ("chance", 0.3)
     assert forecast.second_look is False
+    assert (forecast.min_rank_persistence, forecast.min_persistence_pairs) == (0.5, 6)
     assert (forecast.refit_growth, forecast.min_train_curves) == (1.5, 10)
     assert forecast.residual_target is True and forecast.bracket_weights == (1.0, 1.0, 0.0)
     assert forecast.rules == (ChanceRule(0.1),)

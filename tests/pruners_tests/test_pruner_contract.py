@@ -262,7 +262,9 @@ def test_the_forecast_mode_refits_as_the_curves_grow() -> None:
     from tests.pruners_tests._helpers import Recorder
 
     Recorder.reset()
-    study, pruner = _study("refits", predictor=Recorder(), min_train_curves=4)
+    study, pruner = _study(
+        "refits", predictor=Recorder(), min_train_curves=4, min_persistence_pairs=4
+    )
     for value in (0.2, 0.3, 0.4, 0.5):
         add_complete(study, flat(value, 9))
     ask_in_bracket(study, pruner, 1)

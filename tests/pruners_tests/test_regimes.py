@@ -121,9 +121,43 @@ def test_a_trial_runs_as_hyperband_until_persistence_is_measured(tmp_path) -> No
     assert _records.bracket_of_trial(first.user_attrs) == bracket
 
 
+@pytest.mark.parametrize("pairs", [3, 7])
+def test_the_persistence_counts_once_a_rung_pair_has_min_persistence_pairs(pairs) -> None:
+    """The measure waits for ``min_persistence_pairs`` trials at both ends of a rung pair, not
+    one more, and not for ``min_train_curves`` (the predictors' own minimum)."""
+    pruner = SwiftHyperbandPruner(
+        max_resource=27, min_persistence_pairs=pairs, min_train_curves=20
+    )
+    study = optuna.create_study(pruner=pruner)
+    curves = _lines(pairs, 27, cross=False)
+
+    def add(curve: np.ndarray) -> None:
+        values = {step: float(v) for step, v in enumerate(curve, start=1)}
+        study.add_trial(optuna.trial.create_trial(value=values[27], intermediate_values=values))
+
+    def regime_of_a_new_trial() -> dict:
+        trial = study.ask()
+        trial.report(1.5, 1)
+        trial.should_prune()
+        study.tell(trial, state=TrialState.PRUNED)  # one value: it makes no pair
+        return _records.regime_of_trial(study._storage.get_trial(trial._trial_id).system_attrs)
+
+    for curve in curves[:-1]:
+        add(curve)
+    assert regime_of_a_new_trial()["pairs"] == 0
+    add(curves[-1])
+    record = regime_of_a_new_trial()
+    # Rung ends 1, 3, 9 and 27: three rung pairs, each of ``pairs`` trials ranked alike.
+    assert (record["regime"], record["pairs"], record["persistence"]) == (
+        "forecast",
+        3 * pairs,
+        1.0,
+    )
+
+
 @pytest.mark.parametrize("cross", [False, True])
 def test_lasting_ranks_bring_forecasts_and_reversing_ranks_keep_hyperband(cross) -> None:
-    pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5)
+    pruner = SwiftHyperbandPruner(max_resource=27, min_train_curves=5, min_persistence_pairs=5)
     study = optuna.create_study(study_name=f"cross-{cross}", pruner=pruner)
     trials = _report_all(study, _lines(120, 27, cross=cross))
 

@@ -160,6 +160,7 @@ def _study(name: str, tmp_path, **kwargs) -> tuple[optuna.Study, SwiftHyperbandP
         max_resource=9,
         predictor=LastValue(sigma=0.05),  # forecast: the last value, normal error 0.05
         min_train_curves=3,
+        min_persistence_pairs=3,  # for the tests that turn the regimes on
         bracket_weights=(1.0, 1.0),
         min_rank_persistence=False,
         rescue=False,
