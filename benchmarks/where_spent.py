@@ -62,10 +62,9 @@ def regimes(study: optuna.Study) -> list[str]:
     return [record["regime"] if record else "forecast" for record in records]
 
 
-def split(study: optuna.Study, runs: list, late: int) -> dict[Any, tuple[int, int]]:
+def split(regime_of: list[str], runs: list, late: int) -> dict[Any, tuple[int, int]]:
     """Epochs and trials per (regime, finished), and ``LATE`` for the forecast regime's stopped
-    trials that trained ``late`` epochs or more."""
-    regime_of = regimes(study)
+    trials that trained ``late`` epochs or more; ``regime_of`` as :func:`regimes` gives it."""
     parts: dict[Any, list[int]] = collections.defaultdict(lambda: [0, 0])
     for run in runs:
         regime = regime_of[run.number]
@@ -139,7 +138,8 @@ def main() -> None:
                 table, direction, seed, args.method, args.workers, args.swift_options
             )
             hyperband = sum(r.epochs for r in reference)
-            as_hyperband = {n for n, r in enumerate(regimes(study)) if r == "hyperband"}
+            regime_of = regimes(study)
+            as_hyperband = {n for n, r in enumerate(regime_of) if r == "hyperband"}
             _, bounded, _ = replay_study(
                 table,
                 direction,
@@ -149,10 +149,10 @@ def main() -> None:
                 pruner=HyperbandThenOracle(table, as_hyperband),
             )
             bound.append(sum(r.epochs for r in bounded) / hyperband)
-            for key, (epochs, n) in split(study, runs, late).items():
+            for key, (epochs, n) in split(regime_of, runs, late).items():
                 shares[key].append(epochs / hyperband)
                 counts[key].append(n)
-            for i, n in enumerate(improving(runs, regimes(study), direction)):
+            for i, n in enumerate(improving(runs, regime_of, direction)):
                 better[i] += n
             done = sum(r.final is not None for r in runs)
             floor.append(done * table.max_step / hyperband)

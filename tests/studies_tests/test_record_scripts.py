@@ -255,48 +255,32 @@ def test_cnn1d_blocks_halve_the_signal_only_when_they_pool(blocks, pooling, leng
     assert classifier.in_features == 8 * length
 
 
-def test_cnn1d_run_learns_above_chance() -> None:
-    data = record_mlp_curves.make_data(n_train=1000, n_val=300, seed=42)
-    params = {
-        "learning_rate": 3e-3,
-        "weight_decay": 0.0,
-        "channels": 16,
-        "blocks": 2,
-        "kernel": 5,
-        "pooling": "max",
-        "dropout": 0.0,
-        "batch_size": 32,
-        "optimizer": "adam",
-        "schedule": "constant",
-        "input_noise": 0.0,
-    }
+_COMMON = {
+    "learning_rate": 3e-3,
+    "weight_decay": 0.0,
+    "dropout": 0.0,
+    "batch_size": 32,
+    "optimizer": "adam",
+    "schedule": "constant",
+    "input_noise": 0.0,
+}
 
-    values = list(record_cnn1d_curves.train(params, data, 4, seed=0))
+
+@pytest.mark.parametrize(
+    ("script", "params"),
+    [
+        (record_cnn1d_curves, {"channels": 16, "blocks": 2, "kernel": 5, "pooling": "max"}),
+        (record_gru_curves, {"hidden": 32, "layers": 1, "step_samples": 4, "clip": 1.0}),
+    ],
+    ids=["cnn1d", "gru"],
+)
+def test_an_mnist1d_run_learns_above_chance(script, params) -> None:
+    data = record_mlp_curves.make_data(n_train=1000, n_val=300, seed=42)
+
+    values = list(script.train(_COMMON | params, data, 4, seed=0))
 
     assert len(values) == 4
-    assert values[-1] > 2 * record_cnn1d_curves.CHANCE
-
-
-def test_gru_run_learns_above_chance() -> None:
-    data = record_mlp_curves.make_data(n_train=1000, n_val=300, seed=42)
-    params = {
-        "learning_rate": 3e-3,
-        "weight_decay": 0.0,
-        "hidden": 32,
-        "layers": 1,
-        "dropout": 0.0,
-        "step_samples": 4,
-        "batch_size": 32,
-        "optimizer": "adam",
-        "schedule": "constant",
-        "clip": 1.0,
-        "input_noise": 0.0,
-    }
-
-    values = list(record_gru_curves.train(params, data, 4, seed=0))
-
-    assert len(values) == 4
-    assert values[-1] > 2 * record_gru_curves.CHANCE
+    assert values[-1] > 2 * script.CHANCE
 
 
 @pytest.mark.parametrize("clip", [1e-3, None])
