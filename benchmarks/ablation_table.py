@@ -23,7 +23,12 @@ ROWS = {
     "swift:hyperband-brackets": "all of Hyperband's brackets (in the forecast regime)",
     "swift:no-regimes": "every trial with forecasts, whatever the rank persistence "
     "(an earlier default)",
-    "swift:pairs10": "rank persistence measured at 10 trials per rung pair (the previous default)",
+    "swift:pairs10": "rank persistence measured at 10 trials per rung pair (an earlier default)",
+    "swift:bracket-cut": "successive halving within the bracket, as Hyperband "
+    '(`promote_among="bracket"`)',
+    "swift:two-brackets": "the second bracket whole (`bracket_weights=(1, 1, 0)`)",
+    "swift:rescue3": "a rescue at a chance of 0.3 (`rescue_alpha=0.3`)",
+    "swift:previous": "all three (the previous default)",
 }
 
 

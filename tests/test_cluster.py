@@ -259,7 +259,9 @@ def test_worker_gives_up_on_a_proxy_that_is_down(curves, tmp_path) -> None:  # n
     started = time.monotonic()
     [(code, logs)] = _wait([_worker(curves, url, "nowhere", 5, "--max-outage", "3")], 120)
     assert code == 2, logs
-    assert time.monotonic() - started < 30
+    # --max-outage 3 governs, not the default 300 s; the rest is start-up, slow on a loaded
+    # machine (a run beside two benchmark processes took 60 s).
+    assert time.monotonic() - started < 100
     assert "Traceback" not in logs
     [line] = _error_lines(logs)
     assert line == logs.strip().splitlines()[-1]

@@ -84,14 +84,21 @@ def promotion_record(
     *,
     stopped_rank_last: bool = False,
     spare: Callable[[int], tuple[str, _crowd.Crowd] | None] | None = None,
+    pooled: bool = False,
 ) -> dict[str, Any]:
     """ASHA at ``r_i``: promoted when within the top ``1/eta`` of the bracket's rung, or when
     ``rescue()`` (the forecast mode's :class:`RescueRule`) keeps a trial ASHA would stop, or
     when ``spare(step)`` (the forecast mode's second look, :mod:`._crowd`) says why it trains
     on. ``stopped_rank_last`` ranks rung-mates stopped early below every value (forecast
-    mode) instead of at their forecast (paper mode)."""
+    mode) instead of at their forecast (paper mode). ``pooled`` (the forecast mode's
+    ``promote_among="study"``) ranks the trial among every trial's value at ``r_i``, any
+    bracket, trials stopped early in a rung ending there below every value: the bar that
+    :func:`_rung_bar` gives the forecasts."""
     rung, sign = view.rung, view.sign
     value = _curves.value_at(view.trial, rung.budget, sign)
+    if pooled:
+        promoted, rank, of = _pooled_standing(view, value, reduction_factor)
+        return _promotion(view, value, promoted, rank, of, rescue, spare)
 
     def value_of(t: FrozenTrial) -> float | None:
         v = _curves.value_at(t, rung.budget, sign)
@@ -111,6 +118,35 @@ def promotion_record(
     else:
         competing = [v for t in view.peers if (v := value_of(t)) is not None]
     promoted, rank, of = _rules.asha_promotes(value, competing, reduction_factor)
+    return _promotion(view, value, promoted, rank, of, rescue, spare)
+
+
+def _pooled_standing(
+    view: RungView, value: float | None, reduction_factor: int
+) -> tuple[bool, int, int]:
+    """:func:`_rules.asha_promotes` among every other trial at ``r_i`` (see ``pooled``)."""
+    budget, sign = view.rung.budget, view.sign
+    own = math.inf if value is None else value
+    if view.index is not None:
+        below, others = view.index.rung_standing(budget, sign, view.trial.number, own)
+    else:
+        values = [v for t in view.others if (v := _curves.value_at(t, budget, sign)) is not None]
+        below = sum(v < own for v in values)
+        others = len(values) + sum(stopped_early(t, budget) for t in view.others)
+    return _rules.asha_standing(own, below, others, reduction_factor)
+
+
+def _promotion(
+    view: RungView,
+    value: float | None,
+    promoted: bool,
+    rank: int,
+    of: int,
+    rescue: Callable[[], tuple[bool, str] | None] | None,
+    spare: Callable[[int], tuple[str, _crowd.Crowd] | None] | None,
+) -> dict[str, Any]:
+    """The promotion record of ASHA's verdict, then the rescue's and the second look's."""
+    rung, sign = view.rung, view.sign
     finite = value is not None and math.isfinite(value)
     record = _records.new_promotion(
         rung=rung.index,

@@ -35,21 +35,24 @@ FORECAST_DEFAULTS: dict[str, Any] = {
     "top_k": 1,
     "checkpoint_ratio": 1.5,
     "rescue": "chance",
-    "rescue_alpha": 0.3,
+    "rescue_alpha": 0.5,
     "refit_growth": 1.5,
     "min_rank_persistence": 0.5,
     "min_persistence_pairs": 6,
     "second_look": False,
+    "promote_among": "study",
 }
 RESCUES = ("chance", "rank", "none")
+PROMOTE_AMONG = ("study", "bracket")
 SHARED_DEFAULTS: dict[str, dict[str, Any]] = {
     # The forecast mode learns a curve's change (Baker et al.'s remedy for an RBF model's
     # pull towards the training mean) and needs fewer curves: its decisions are calibrated.
     "min_train_curves": {"forecast": 10, "paper": 15},
     "residual_target": {"forecast": True, "paper": False},
-    # Hyperband's two most aggressive brackets: the calibrated rules replace the hedge that
-    # the conservative brackets buy at a high price (README, "The default rule").
-    "bracket_weights": {"forecast": (1.0, 1.0, 0.0), "paper": None},
+    # Hyperband's most aggressive bracket and a quarter of the next: the calibrated rules,
+    # and successive halving over the whole study's values, replace the hedge that the
+    # conservative brackets buy at a high price (README, "The default rule").
+    "bracket_weights": {"forecast": (1.0, 0.25, 0.0), "paper": None},
 }
 
 
@@ -84,11 +87,12 @@ class SwiftOptions:
     rescue: str = "chance"
     refit_growth: float = 1.5
     bracket_weights: tuple[float, ...] | None = None
-    rescue_alpha: float = 0.3
+    rescue_alpha: float = 0.5
     # None once normalised: every trial in the forecast regime (passed as False).
     min_rank_persistence: float | None = 0.5
     min_persistence_pairs: int = 6
     second_look: bool = False
+    promote_among: str = "study"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -172,6 +176,10 @@ class SwiftOptions:
             )
         if self.mode == "forecast" and not isinstance(self.second_look, bool):
             raise ValueError(f"second_look must be True or False, got {self.second_look!r}")
+        if self.mode == "forecast" and self.promote_among not in PROMOTE_AMONG:
+            raise ValueError(
+                f"promote_among must be one of {PROMOTE_AMONG}, got {self.promote_among!r}"
+            )
         # True and False read naturally: the default rescue, or none.
         rescue = self.rescue
         if isinstance(rescue, bool):

@@ -279,9 +279,19 @@ def asha_promotes(
     ``competing`` (the rung's other values), its rank and the rung's size. A missing or
     non-finite own value is never promoted."""
     value = own if own is not None else math.inf
-    ranked = sorted([*competing, value])
-    promoted = value <= ranked[_top_index(len(ranked), reduction_factor)] and math.isfinite(value)
-    return promoted, ranked.index(value) + 1, len(ranked)
+    below = sum(v < value for v in competing)
+    return asha_standing(value, below, len(competing), reduction_factor)
+
+
+def asha_standing(
+    value: float, below: int, others: int, reduction_factor: int
+) -> tuple[bool, int, int]:
+    """:func:`asha_promotes` from counts: ``below`` of the ``others`` values are smaller than
+    ``value``. Within the top ``1/eta`` of ``others + 1`` values means at most ``_top_index``
+    values ahead of it (ties share the better rank)."""
+    n = others + 1
+    promoted = below <= _top_index(n, reduction_factor) and math.isfinite(value)
+    return promoted, below + 1, n
 
 
 def _top_index(n: int, reduction_factor: int) -> int:

@@ -48,8 +48,10 @@ class SwiftHyperbandPruner(BasePruner):
       (out-of-fold residuals, cross-conformal) gives the probability that the trial beats the
       ``top_k``-th best final value, or the rung's promotion bar; below ``alpha`` it stops.
       At ``r_i``, a trial ASHA would stop is rescued while its calibrated chance to beat the
-      final and the next rung's bars is at least ``rescue_alpha``. ``bracket_weights``
-      (default: the two most aggressive brackets) sets how much of Hyperband's hedge remains.
+      final and the next rung's bars is at least ``rescue_alpha``; successive halving ranks
+      it among every trial's value at ``r_i`` (``promote_among``). ``bracket_weights``
+      (default: the most aggressive bracket and a quarter of the next) sets how much of
+      Hyperband's hedge remains.
       All of that rests on early values ranking later ones, which the pruner measures on the
       study (rank persistence, ``min_rank_persistence``): a trial that starts before it is
       measured, or while it is low, runs as Hyperband runs it, in any of its brackets and
@@ -82,7 +84,7 @@ class SwiftHyperbandPruner(BasePruner):
             ``"hyperband"`` (anchored at ``max_resource`` as Li et al.).
         bracket_weights: each bracket's share relative to Hyperband's, most aggressive first
             (the last entry repeats); ``(1, 0)`` is successive halving alone. Forecast mode:
-            ``(1, 1, 0)``; paper mode: Hyperband's.
+            ``(1, 0.25, 0)``; paper mode: Hyperband's.
         fit_lease_seconds: how long a worker may hold the right to fit before another takes
             over (a worker that died mid-fit).
         alpha: forecast mode: the smallest calibrated chance worth training for (0.1).
@@ -94,7 +96,8 @@ class SwiftHyperbandPruner(BasePruner):
             ``rescue_alpha`` (while those models do not exist yet, as ``"rank"``);
             ``"rank"``: when its forecast at the next rung ranks within the top ``1/eta`` of
             its rung-mates'; ``"none"`` (or ``False``).
-        rescue_alpha: forecast mode: the chance a stopped trial needs to be rescued (0.3).
+        rescue_alpha: forecast mode: the chance a stopped trial needs to be rescued (0.5:
+            more likely than not).
         refit_growth: forecast mode: refit a key's predictor when its curves grew by this
             factor (1.5), so fits, and annealer calls, grow with the log of the study.
         min_rank_persistence: forecast mode: the study's rank persistence (the Spearman
@@ -114,6 +117,11 @@ class SwiftHyperbandPruner(BasePruner):
             only if it is still in one at its next decision point (False). Early plateaus,
             such as accuracy at chance, rank and forecast nothing within them; the look
             costs epochs (README, "The second look").
+        promote_among: forecast mode: whose values at ``r_i`` successive halving ranks a
+            trial among, the top ``1/eta`` going on. ``"study"``: every trial's, any bracket
+            (trials stopped early in a rung ending there rank below them), the bar the
+            forecasts of ``r_i`` aim at; ``"bracket"``: its bracket's rung-mates', as
+            Hyperband does. Trials that run as Hyperband always use ``"bracket"``.
         known_curve: paper mode: fraction of a rung's span observed before its forecast (0.5).
         full_fraction: paper mode: about ``full_fraction / eta`` of a rung's trials train on
             without a forecast (0.5).
@@ -176,6 +184,7 @@ class SwiftHyperbandPruner(BasePruner):
         min_rank_persistence: float | bool | None = None,
         min_persistence_pairs: int | None = None,
         second_look: bool | None = None,
+        promote_among: str | None = None,
         known_curve: float | None = None,
         full_fraction: float | None = None,
         threshold_quantile: float | None = None,
@@ -214,6 +223,7 @@ class SwiftHyperbandPruner(BasePruner):
             min_rank_persistence=min_rank_persistence,  # type: ignore[arg-type]
             min_persistence_pairs=min_persistence_pairs,  # type: ignore[arg-type]
             second_look=second_look,  # type: ignore[arg-type]
+            promote_among=promote_among,  # type: ignore[arg-type]
             bracket_weights=None if bracket_weights is None else tuple(bracket_weights),
         )
         self._schedule = Schedule(
@@ -510,6 +520,7 @@ class SwiftHyperbandPruner(BasePruner):
             rescue,
             stopped_rank_last=self._options.mode == "forecast",
             spare=self._spare(study, view) if forecast else None,
+            pooled=forecast and self._options.promote_among == "study",
         )
         name = _records.write_promotion(study._storage, trial._trial_id, record)
         self._done_of(study)[trial._trial_id].add(name)

@@ -148,6 +148,17 @@ class TrialIndex:
             index = pick(len(values), stopped)
             return None if index is None else values[index]
 
+    def rung_standing(
+        self, budget: int, sign: float, exclude: int, value: float
+    ) -> tuple[int, int]:
+        """How many values at ``budget`` (``sign`` applied, non-finite as ``inf``) are smaller
+        than ``value``, and how many trials the step holds: those with a value there and those
+        stopped early in a rung ending there (ranked below every value)."""
+        with self._lock:
+            values, stopped = self._rung_values(budget, sign, exclude)
+            below = values.count_between(-math.inf, value) - values.count_between(value, value)
+            return below, len(values) + stopped
+
     def count_near(
         self, step: int, sign: float, exclude: int, value: float, radius: float
     ) -> tuple[int, int]:

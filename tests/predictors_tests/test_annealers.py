@@ -169,8 +169,9 @@ def test_slow_sampler_times_out(small_bqm):
     before = set(threading.enumerate())
     start = time.monotonic()
     with pytest.raises(AnnealerTimeoutError, match=r"timeout=0\.2") as info:
-        sample_qubo(SleepingSampler(1.0), small_bqm, timeout=0.2)
-    assert time.monotonic() - start < 0.9
+        sample_qubo(SleepingSampler(10.0), small_bqm, timeout=0.2)
+    # Far under the sampler's 10 s, with room for a loaded machine's scheduling.
+    assert time.monotonic() - start < 5.0
     assert isinstance(info.value, TimeoutError)
     assert isinstance(info.value, AnnealerError)
 

@@ -306,6 +306,48 @@ def test_prob_below_counts_the_out_of_fold_residuals_under_each_threshold() -> N
     )
 
 
+@pytest.mark.parametrize("residual", [False, True])
+def test_the_calibration_is_mapies_cross_conformal_interval(residual: bool) -> None:
+    # MAPIE, the field's conformal library, is the oracle. Its cross-conformal interval
+    # (method "base": the model fitted on every curve, signed out-of-fold scores, the same
+    # folds) has, at confidence 1 - 2 beta, the lower bound where prob_below crosses beta.
+    # 24 curves: beta * 25 is no integer, where the two definitions share every threshold.
+    from mapie.conformity_scores import AbsoluteConformityScore
+    from mapie.regression import CrossConformalRegressor
+    from sklearn.model_selection import KFold
+
+    X, y, _ = _curves(24)
+    new, _, _ = _curves(8, seed=1)
+    p = SVRPredictor(cv=5, random_state=0, residual=residual).fit(X, y)
+    base, new_base = (X[:, -1], new[:, -1]) if residual else (0.0, 0.0)
+    # The predictor scales curves and targets on all curves before its folds, as here.
+    x_scaler, y_scaler = MinMaxScaler().fit(X), MinMaxScaler().fit((y - base)[:, None])
+    betas = [0.1, 0.3]
+    oracle = CrossConformalRegressor(
+        NuSVR(),
+        confidence_level=[1 - 2 * b for b in betas],
+        conformity_score=AbsoluteConformityScore(sym=False),
+        method="base",
+        cv=KFold(5, shuffle=True, random_state=0),
+    ).fit_conformalize(x_scaler.transform(X), y_scaler.transform((y - base)[:, None]).ravel())
+    point, bounds = oracle.predict_interval(
+        x_scaler.transform(new), aggregate_point_predictions=None
+    )
+    mean, _ = p.predict(new)
+    np.testing.assert_allclose(
+        y_scaler.inverse_transform(point[:, None]).ravel() + new_base, mean, atol=1e-9
+    )
+    for j, beta in enumerate(betas):
+        lower = y_scaler.inverse_transform(bounds[:, 0, j][:, None]).ravel() + new_base
+        # The bound is the k-th smallest score, k = floor(beta (n + 1)): the conformal
+        # chance is k / (n + 1) just under it and (k + 1) / (n + 1) at it.
+        k = math.floor(beta * 25)
+        for shift, expected in ((-1e-9, k / 25), (1e-9, (k + 1) / 25)):
+            chance = p.prob_below(new, lower + shift)
+            np.testing.assert_allclose(chance, expected, rtol=0, atol=1e-12)
+        assert k / 25 < beta <= (k + 1) / 25
+
+
 def test_out_of_fold_residuals_are_forecast_errors_in_the_targets_units() -> None:
     X, y, _ = _curves(60)
     r = _residuals(SVRPredictor(cv=5, residual=False).fit(X, y))

@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_qsvr import SwiftHyperbandPruner
+from optuna_qsvr import SwiftHyperbandPruner, _records
 from optuna_qsvr.pruners import Schedule
 
 # (min_resource, max_resource, eta): powers of eta and not (81 = 3^4 with min 1 is a power;
@@ -22,8 +22,10 @@ CASES = [(1, 27, 3), (1, 50, 3), (1, 81, 3), (2, 30, 2), (1, 100, 4), (3, 40, 3)
 
 
 def _swift(min_resource: int, max_resource: int, eta: int, mode: str) -> SwiftHyperbandPruner:
-    # Hyperband's brackets in both modes (the forecast mode's default keeps only two).
-    weights = {"bracket_weights": (1.0,)} if mode == "forecast" else {}
+    # Hyperband's brackets in both modes (the forecast mode's default keeps only two), and
+    # its successive halving within each bracket (the forecast mode's default ranks a trial
+    # among the whole study's values at r_i).
+    weights = {"bracket_weights": (1.0,), "promote_among": "bracket"} if mode == "forecast" else {}
     return SwiftHyperbandPruner(
         min_resource=min_resource,
         max_resource=max_resource,
@@ -52,7 +54,7 @@ def _curves(n: int, steps: int, seed: int) -> np.ndarray:
     return floor + (start - floor) * np.exp(-rate * t) + noise
 
 
-def _run(pruner, curves: np.ndarray, n_parallel: int, direction: str) -> list[tuple]:
+def _run(pruner, curves: np.ndarray, n_parallel: int, direction: str, keep_study: bool = False):
     """Trials report one epoch at a time, ``n_parallel`` at once in round-robin order; the
     pruner is asked after every epoch but the last."""
     study = optuna.create_study(study_name="differential", direction=direction, pruner=pruner)
@@ -78,7 +80,8 @@ def _run(pruner, curves: np.ndarray, n_parallel: int, direction: str) -> list[tu
                 continue
             running.remove(item)
             out[trial.number] = (trial.number, study.trials[trial.number].state, step)
-    return [out[k] for k in sorted(out)]
+    decided = [out[k] for k in sorted(out)]
+    return (decided, study) if keep_study else decided
 
 
 @pytest.mark.parametrize(("min_resource", "max_resource", "eta"), CASES)
@@ -99,6 +102,52 @@ def test_maximize_decides_like_optuna_hyperband(mode) -> None:
     curves = _curves(60, 27, seed=7)
     swift = _run(_swift(1, 27, 3, mode), curves, 3, "maximize")
     assert swift == _run(_optuna(1, 27, 3), curves, 3, "maximize")
+
+
+@pytest.mark.parametrize("n_parallel", [1, 5])
+def test_trials_that_run_as_hyperband_promote_within_their_bracket(n_parallel) -> None:
+    # Crossing curves never rank alike at every rung end (persistence 1): every trial runs
+    # as Hyperband, whose successive halving ranks among the bracket's rung-mates whatever
+    # promote_among says.
+    curves = _curves(90, 50, seed=11)
+    pruner = SwiftHyperbandPruner(
+        max_resource=50,
+        min_train_curves=10**6,
+        max_train_curves=10**6,
+        min_rank_persistence=1.0,
+        promote_among="study",
+    )
+    swift, study = _run(pruner, curves, n_parallel, "minimize", keep_study=True)
+    regimes = {_records.regime_of_trial(t.system_attrs)["regime"] for t in study.trials}
+    assert regimes == {"hyperband"}
+    assert swift == _run(_optuna(1, 50, 3), curves, n_parallel, "minimize")
+
+
+@pytest.mark.parametrize(("min_resource", "max_resource", "eta"), [(1, 27, 3), (1, 50, 3)])
+@pytest.mark.parametrize("n_parallel", [1, 5])
+@pytest.mark.parametrize("among", ["study", "bracket"])
+def test_one_bracket_promotes_like_optuna_successive_halving(
+    min_resource, max_resource, eta, n_parallel, among
+) -> None:
+    # With every trial in the most aggressive bracket and no forecast, the whole study is the
+    # bracket: both ways of ranking at r_i are Optuna's SuccessiveHalvingPruner.
+    curves = _curves(90, max_resource, seed=max_resource + 1)
+    pruner = SwiftHyperbandPruner(
+        min_resource=min_resource,
+        max_resource=max_resource,
+        reduction_factor=eta,
+        min_train_curves=10**6,
+        max_train_curves=10**6,
+        bracket_weights=(1.0, 0.0),
+        min_rank_persistence=False,
+        promote_among=among,
+    )
+    reference = optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=min_resource, reduction_factor=eta
+    )
+    swift = _run(pruner, curves, n_parallel, "minimize")
+    assert swift == _run(reference, curves, n_parallel, "minimize")
+    assert sum(state == TrialState.PRUNED for _, state, _ in swift) > 50
 
 
 @pytest.mark.parametrize(("min_resource", "max_resource", "eta"), CASES)

@@ -627,6 +627,7 @@ def _rescue(others, predictor, *, max_resource=27, **options):
     rung = Rung(bracket=0, index=1, previous=1, budget=3, decision_step=None, is_last=False)
     trial = _trial({1: 0.9, 2: 0.7, 3: 0.6}, number=9, state=TrialState.RUNNING)
     view = _decisions.RungView(trial=trial, rung=rung, sign=1.0, others=others, peers=[])
+    options = {"rescue_alpha": 0.3, **options}  # the chances below are read against 0.3
     pruner = SwiftHyperbandPruner(max_resource=max_resource, min_train_curves=3, **options)
     return _decisions.chance_rescue(view, pruner._options, 9, get_predictor), asked
 

@@ -231,7 +231,7 @@ def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
             return curves[:, -1] + 6 * (curves[:, -1] - curves[:, -2]), np.full(len(curves), 0.1)
 
     cases = [
-        ({"rescue": True}, "rescue: P(beats best final value so far (k=1)) 0.933 >= 0.3"),
+        ({"rescue": True}, "rescue: P(beats best final value so far (k=1)) 0.933 >= 0.5"),
         ({"rescue": "rank"}, "rescue: forecast within top 1/3 of "),
         ({"rescue_alpha": 0.95}, "rescue: P(beats best final value so far (k=1)) 0.933 < 0.95"),
         ({"rescue": False}, None),
@@ -261,11 +261,47 @@ def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
             assert promotion["reason"].startswith(reason)
 
 
+@pytest.mark.parametrize(
+    ("among", "more", "value", "promoted", "rank", "of"),
+    [
+        ("study", (), 0.40, False, 4, 4),  # among 0.10, 0.20, 0.30 and itself: top 1 of 4
+        ("study", (), 0.10, True, 1, 4),  # a tie with the best shares its rank
+        ("study", (0.05, 0.50), 0.08, True, 2, 6),  # two more trials at 3: top 2 of 6
+        ("bracket", (), 0.40, True, 1, 1),  # alone in its bracket's rung, as Hyperband ranks
+    ],
+)
+def test_successive_halving_ranks_among_the_whole_study(
+    study_name, among, more, value, promoted, rank, of
+) -> None:
+    """R=9, eta 3, no forecast. Trials of bracket 0 train to the end at 0.10, 0.20 and 0.30;
+    a trial of bracket 1 (rungs 3 and 9) reaches r=3 first in its bracket. By default it
+    ranks among every trial's value at 3 (``promote_among="study"``); Hyperband's successive
+    halving ranks it among its bracket's rung-mates, none yet."""
+    pruner = _pruner(
+        min_train_curves=1000, max_train_curves=1000, rescue=False, promote_among=among
+    )
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for final in (0.10, 0.20, 0.30, *more):
+        _in_bracket(study, pruner, 0)
+        _trial(study, _flat(final, 9))
+    _in_bracket(study, pruner, 1)
+    trial = _trial(study, _flat(value, 9))
+    assert _records.regime_of_trial(trial.system_attrs)["regime"] == "forecast"
+    promotion = _records.read_trial(trial.system_attrs).promotions[0]
+    assert (promotion["decision"], promotion["rank"], promotion["of"]) == (
+        "promoted" if promoted else "stopped",
+        rank,
+        of,
+    )
+    assert trial.state == (TrialState.COMPLETE if promoted else TrialState.PRUNED)
+
+
 def test_a_rescue_at_the_first_of_three_rungs_forecasts_the_next_rung(study_name) -> None:
     """R=9, eta 3, bracket 2: rungs 1, 3 and 9. A rescue at r=1 forecasts the value at 3, the
     rung the trial would be promoted to, not the final one (in a two-rung bracket both are 9).
     Three finished trials of bracket 0 supply the curves; the rung-mates are at 0.50 to 0.70
-    at r=1, the trial at 0.65: ASHA stops it, the rank rescue forecasts it."""
+    at r=1, the trial at 0.65: 6th of the study's 7 values there, successive halving stops it,
+    the rank rescue forecasts it among its 3 rung-mates."""
     pruner = _pruner(rescue="rank", alpha=0.001)
     assert [r.budget for r in pruner.schedule.rungs(2)] == [1, 3, 9]
     study = optuna.create_study(study_name=study_name, pruner=pruner)
@@ -276,7 +312,7 @@ def test_a_rescue_at_the_first_of_three_rungs_forecasts_the_next_rung(study_name
         _in_bracket(study, pruner, 2)
         trial = _trial(study, {1: value})
     promotion = _records.read_trial(trial.system_attrs).promotions[0]
-    assert (promotion["budget"], promotion["rank"], promotion["of"]) == (1, 3, 4)
+    assert (promotion["budget"], promotion["rank"], promotion["of"]) == (1, 6, 7)
     assert promotion["reason"].endswith(" of 4 forecasts at 3"), promotion["reason"]
 
 
@@ -296,8 +332,8 @@ def test_default_bracket_weights_keep_the_two_aggressive_brackets() -> None:
     pruner = SwiftHyperbandPruner(max_resource=50, mode="forecast")
     counts = np.bincount([pruner.bracket_of("d", n) for n in range(6000)], minlength=4)
     assert counts[0] == counts[1] == 0
-    # Hyperband's sizes 12 : 27 for the two most aggressive brackets.
-    assert counts[3] / counts[2] == pytest.approx(27 / 12, rel=0.1)
+    # Hyperband's sizes 12 : 27 for the two most aggressive brackets, the second weighted 1/4.
+    assert counts[3] / counts[2] == pytest.approx(27 / 3, rel=0.15)
 
 
 @pytest.mark.parametrize(
@@ -337,7 +373,7 @@ def test_rescue_reads_true_and_false_as_the_default_and_none() -> None:
         "none",
     ]
     assert SwiftHyperbandPruner(max_resource=9)._options.rescue == "chance"
-    assert SwiftHyperbandPruner(max_resource=9)._options.rescue_alpha == 0.3
+    assert SwiftHyperbandPruner(max_resource=9)._options.rescue_alpha == 0.5
 
 
 def test_named_predictors_get_an_error_model_in_forecast_mode() -> None:

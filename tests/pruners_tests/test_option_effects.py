@@ -410,9 +410,9 @@ def test_bracket_weights_set_each_brackets_share() -> None:
     assert same == hyperband  # all ones: Optuna's assignment, trial for trial
     alone = _brackets(SwiftHyperbandPruner(max_resource=27, bracket_weights=(1, 0)))
     assert set(alone) == {3}  # successive halving alone
-    default = _brackets(SwiftHyperbandPruner(max_resource=27))  # forecast mode: (1, 1, 0)
+    default = _brackets(SwiftHyperbandPruner(max_resource=27))  # forecast mode: (1, 0.25, 0)
     assert set(default) == {2, 3}
-    assert abs(default.count(3) / len(default) - 27 / 39) < 0.03
+    assert abs(default.count(3) / len(default) - 27 / 30) < 0.03  # shares 27 and 12 / 4
     halved = _brackets(SwiftHyperbandPruner(max_resource=27, bracket_weights=(1, 0.5)))
     # Shares 27, 6, 3, 2 of 38: the last weight repeats for the conservative brackets.
     for s, share in zip((3, 2, 1, 0), (27, 6, 3, 2), strict=True):
@@ -483,6 +483,9 @@ PAPER = {"mode": "paper"}
         ({"rescue_alpha": 1.0}, r"rescue_alpha must be in \(0, 1\)"),
         ({"second_look": 1}, "second_look must be True or False, got 1"),
         ({"second_look": "yes"}, "second_look must be True or False"),
+        ({"promote_among": "rung"}, r"promote_among must be one of \('study', 'bracket'\)"),
+        ({"promote_among": True}, "promote_among must be one of"),
+        ({**PAPER, "promote_among": "study"}, r"^promote_among apply to the default mode"),
         ({"fit_lease_seconds": 0}, "fit_lease_seconds must be > 0"),
         ({"fit_lease_seconds": "60"}, "fit_lease_seconds must be > 0"),
         ({"rungs": "asha"}, "rungs must be 'optuna' or 'hyperband'"),
@@ -519,6 +522,8 @@ def test_each_option_is_checked_at_its_bounds(kwargs, match) -> None:
         {"rescue_alpha": 1e-9},
         {"rescue_alpha": 0.9999},
         {"second_look": True},
+        {"promote_among": "bracket"},
+        {"promote_among": "study"},
         {"forecast_final": False},  # the paper mode's default, harmless here
         {**PAPER, "refit_every": 1},
         {**PAPER, "known_curve": 1e-9},
@@ -539,11 +544,11 @@ def test_each_mode_fills_its_own_defaults_and_normalises() -> None:
 
     forecast, paper = _checked(), _checked(**PAPER)
     assert (forecast.alpha, forecast.top_k, forecast.checkpoint_ratio) == (0.1, 1, 1.5)
-    assert (forecast.rescue, forecast.rescue_alpha) == ("chance", 0.3)
-    assert forecast.second_look is False
+    assert (forecast.rescue, forecast.rescue_alpha) == ("chance", 0.5)
+    assert forecast.second_look is False and forecast.promote_among == "study"
     assert (forecast.min_rank_persistence, forecast.min_persistence_pairs) == (0.5, 6)
     assert (forecast.refit_growth, forecast.min_train_curves) == (1.5, 10)
-    assert forecast.residual_target is True and forecast.bracket_weights == (1.0, 1.0, 0.0)
+    assert forecast.residual_target is True and forecast.bracket_weights == (1.0, 0.25, 0.0)
     assert forecast.rules == (ChanceRule(0.1),)
     assert (paper.known_curve, paper.full_fraction, paper.threshold_quantile) == (0.5, 0.5, 0.25)
     assert (paper.confidence, paper.forecast_final, paper.refit_every) == (None, False, None)

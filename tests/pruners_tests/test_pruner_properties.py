@@ -194,7 +194,7 @@ MODES = [
     ("paper", {}, [0, 1, 2, 3]),
     ("paper", {"confidence": 0.8, "full_fraction": 0.0}, [1, 2, 3]),
     ("paper", {"rank_quantile": 0.4, "full_fraction": 1.0}, [2, 3]),
-    ("forecast", {}, [2, 3]),  # the default bracket weights (1, 1, 0), the chance rescue
+    ("forecast", {}, [2, 3]),  # the default bracket weights (1, 0.25, 0), the chance rescue
     ("forecast", {"alpha": 0.3, "rescue": False}, [2, 3]),
     ("forecast", {"rescue": "rank"}, [2, 3]),
     ("forecast", {"top_k": 3, "checkpoint_ratio": 1.2}, [2, 3]),

@@ -165,6 +165,7 @@ def _study(name: str, tmp_path, **kwargs) -> tuple[optuna.Study, SwiftHyperbandP
         min_rank_persistence=False,
         rescue=False,
         alpha=0.45,
+        promote_among="bracket",  # ranks among the rung-mates, as the comments count them
     )
     pruner = SwiftHyperbandPruner(**(options | kwargs))
     storage = f"sqlite:///{tmp_path / 'study.db'}"

@@ -125,6 +125,10 @@ def _same_answers(walk, indexed, options) -> None:
         assert _decisions.promotion_record(walk, 3, stopped_rank_last=last) == (
             _decisions.promotion_record(indexed, 3, stopped_rank_last=last)
         )
+    # Ranked among the whole study (ties, non-finite values and early stops included).
+    assert _decisions.promotion_record(walk, 3, pooled=True) == (
+        _decisions.promotion_record(indexed, 3, pooled=True)
+    )
     assert [t.number for t in walk.others] == [t.number for t in indexed.others]
     assert [t.number for t in walk.peers] == [t.number for t in indexed.peers]
 
