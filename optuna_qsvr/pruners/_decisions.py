@@ -130,9 +130,8 @@ def _pooled_standing(
     if view.index is not None:
         below, others = view.index.rung_standing(budget, sign, view.trial.number, own)
     else:
-        values = [v for t in view.others if (v := _curves.value_at(t, budget, sign)) is not None]
-        below = sum(v < own for v in values)
-        others = len(values) + sum(stopped_early(t, budget) for t in view.others)
+        values, stopped = _walk_rung_values(view, budget)
+        below, others = sum(v < own for v in values), len(values) + stopped
     return _rules.asha_standing(own, below, others, reduction_factor)
 
 
@@ -379,14 +378,22 @@ def _rung_bar(
     if view.index is not None:
         bar = view.index.rung_value(budget, sign, view.trial.number, pick)
     else:
-        values = sorted(
-            v for t in view.others if (v := _curves.value_at(t, budget, sign)) is not None
-        )
-        index = pick(len(values), sum(stopped_early(t, budget) for t in view.others))
+        values, stopped = _walk_rung_values(view, budget)
+        index = pick(len(values), stopped)
         bar = None if index is None else values[index]
     if bar is None:
         return None, ""
     return bar, f"top 1/{reduction_factor} at {budget}"
+
+
+def _walk_rung_values(view: RungView, budget: int) -> tuple[list[float], int]:
+    """Without an index: the other trials' values at ``budget`` (ascending, ``sign`` applied,
+    non-finite as ``inf``) and how many stopped early in a rung ending there, as
+    :meth:`TrialIndex.rung_value` and :meth:`TrialIndex.rung_standing` read them."""
+    values = sorted(
+        v for t in view.others if (v := _curves.value_at(t, budget, view.sign)) is not None
+    )
+    return values, sum(stopped_early(t, budget) for t in view.others)
 
 
 def _stopped_here(trial: FrozenTrial, rung: Rung) -> float | None:
