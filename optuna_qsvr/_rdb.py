@@ -9,12 +9,16 @@ with four processes on one SQLite file, up to all four won the same change, in m
 Here each change first claims the row with a conditional write (``UPDATE ... WHERE state IN
 (...)``), which every database applies atomically: one process's claim matches the row, the
 others' match none, and they are told so as Optuna tells a loser.
+
+The fit lease gets the same treatment where the storage API cannot give it: a claim request a
+worker writes through the gRPC proxy (which serves this storage) is claimed here atomically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import optuna
 from optuna.storages._rdb import models
@@ -85,3 +89,15 @@ class AtomicStateRDBStorage(optuna.storages.RDBStorage):
         except sa_exc.IntegrityError:
             return False
         return True
+
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        # A fit-lease claim request (see optuna_qsvr.pruners._model_store.try_claim) is claimed
+        # atomically rather than overwritten: behind the gRPC proxy this is the only place
+        # where a compare-and-set can happen. Every other attribute is Optuna's.
+        from optuna_qsvr.pruners import _model_store
+
+        claim = _model_store.claim_from_request(key, value)
+        if claim is None:
+            super().set_study_system_attr(study_id, key, value)
+        else:
+            _model_store.claim_rdb(self, study_id, key, claim)

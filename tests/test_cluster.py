@@ -253,6 +253,79 @@ def test_direct_and_proxy_workers_on_one_study_keep_each_others_trials(
     assert max(watched(t) for t in study.trials) > 5, study.trials
 
 
+# -- the fit lease through the proxy -------------------------------------------------------
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_one_of_many_threads_wins_a_lease_through_the_proxy(kind, tmp_path) -> None:
+    from optuna_qsvr._proxy import ProxyStorage, parse_grpc_url
+    from optuna_qsvr.pruners import _model_store
+    from tests.pruners_tests.test_model_store_concurrency import _threads
+
+    url = _url(kind, tmp_path)
+    study = optuna.create_study(storage=url)
+    owners = [uuid.uuid4().hex for _ in range(8)]
+
+    def stored(lease: str) -> dict:
+        attrs = study._storage.get_study_system_attrs(study._study_id)
+        return _model_store.claim_state(attrs, lease)
+
+    with _proxy(url) as grpc_url:
+        host, port = parse_grpc_url(grpc_url)
+        clients = [ProxyStorage(host=host, port=port) for _ in owners]
+        for round_ in range(3):
+            lease = f"r9_t5:v{round_ + 1}"
+
+            def claim(i: int, lease=lease) -> bool:
+                return _model_store.try_claim(clients[i], study._study_id, lease, owners[i], 60)
+
+            [winner] = [i for i, won in enumerate(_threads(8, claim)) if won]
+            # The proxy's database claimed it: the stored claim says so.
+            assert stored(lease) == {
+                "owner": owners[winner],
+                "expires": stored(lease)["expires"],
+                "atomic": True,
+            }
+            # A racer that saw the lease free before the winner wrote, and writes only now
+            # (after the winner read its claim back), is refused by the proxy's database; a
+            # plain store would let it overwrite the winner and both would fit.
+            late = (winner + 1) % 8
+            clients[late].set_study_system_attr(
+                study._study_id,
+                _records.lock_attr(lease),
+                {"owner": owners[late], "expires": time.time() + 60, "request": "claim"},
+            )
+            assert stored(lease)["owner"] == owners[winner]
+            assert not any(_threads(8, claim))
+            _model_store.end_claim(clients[winner], study._study_id, lease, owners[winner])
+            assert len([won for won in _threads(8, claim) if won]) == 1
+
+
+def test_lease_through_optuna_s_own_proxy_falls_back_to_write_and_read_back(tmp_path) -> None:
+    # Optuna's proxy over its own RDBStorage stores a claim request as it is: the worker
+    # cannot tell an atomic claim, so it waits and reads back, and still decides correctly
+    # when the claims do not race.
+    from optuna.storages._grpc.server import make_server
+
+    from optuna_qsvr._proxy import ProxyStorage
+    from optuna_qsvr.pruners import _model_store
+
+    url = _url("sqlite", tmp_path)
+    study = optuna.create_study(storage=url)
+    port = _free_port()
+    server = make_server(optuna.storages.RDBStorage(url), "localhost", port)
+    server.start()
+    try:
+        client = ProxyStorage(host="localhost", port=port)
+        client.check(timeout=30)
+        assert _model_store.try_claim(client, study._study_id, "k:v1", "me", 60)
+        assert not _model_store.try_claim(client, study._study_id, "k:v1", "you", 60)
+        state = _model_store.claim_state(client.get_study_system_attrs(study._study_id), "k:v1")
+        assert state["owner"] == "me" and "atomic" not in state
+        _model_store.end_claim(client, study._study_id, "k:v1", "me")
+        assert _model_store.try_claim(client, study._study_id, "k:v1", "you", 60)
+    finally:
+        server.stop(None)
+
+
 # -- bad input: one line, bounded retries, exit status 2, no trial left RUNNING ------------
 def test_worker_gives_up_on_a_proxy_that_is_down(curves, tmp_path) -> None:  # noqa: F811
     url = f"grpc://127.0.0.1:{_free_port()}"

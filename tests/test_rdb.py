@@ -119,3 +119,50 @@ def test_workers_open_the_atomic_storage(tmp_path) -> None:
     storage = open_storage(f"sqlite:///{tmp_path / 'w.db'}", heartbeat_interval=5)
     assert isinstance(storage, AtomicStateRDBStorage)
     assert storage.heartbeat_interval == 5
+
+
+# -- the fit lease's claim requests (what a worker behind the gRPC proxy writes) ----------
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_claim_request_is_claimed_not_overwritten(kind, tmp_path) -> None:
+    import time
+
+    from optuna_qsvr import _records
+
+    storage = AtomicStateRDBStorage(make_storage(kind, tmp_path))
+    study_id = optuna.create_study(storage=storage)._study_id
+    key = _records.lock_attr("r9_t5:v1")
+    later = time.time() + 60
+
+    def attrs() -> dict:
+        return storage.get_study_system_attrs(study_id)
+
+    storage.set_study_system_attr(
+        study_id, key, {"owner": "a", "expires": later, "request": "claim"}
+    )
+    assert attrs()[key] == {"owner": "a", "expires": later, "atomic": True}
+    # A second request while the first claim is live changes nothing (Optuna's would overwrite).
+    storage.set_study_system_attr(
+        study_id, key, {"owner": "b", "expires": later, "request": "claim"}
+    )
+    assert attrs()[key]["owner"] == "a"
+    # A release (no request) is stored as written; an expired claim is taken over.
+    storage.set_study_system_attr(study_id, key, {"owner": "a", "expires": 0.0, "failed": None})
+    assert attrs()[key] == {"owner": "a", "expires": 0.0, "failed": None}
+    storage.set_study_system_attr(
+        study_id, key, {"owner": "b", "expires": later, "request": "claim"}
+    )
+    assert attrs()[key] == {"owner": "b", "expires": later, "atomic": True}
+    # Anything else is Optuna's attribute, stored as given: other keys, malformed requests.
+    plain = {"owner": "c", "expires": later, "request": "claim"}
+    storage.set_study_system_attr(study_id, "user:thing", plain)
+    assert attrs()["user:thing"] == plain
+    for bad in (
+        {"owner": "c", "expires": "soon", "request": "claim"},
+        {"owner": 7, "expires": later, "request": "claim"},
+        {"owner": "c", "expires": True, "request": "claim"},
+        {"owner": "c", "expires": later, "request": "release"},
+        ["c", later, "claim"],
+    ):
+        other = _records.lock_attr("r9_t6:v1")
+        storage.set_study_system_attr(study_id, other, bad)
+        assert attrs()[other] == bad

@@ -273,6 +273,10 @@ def _kind_of(model: BasePredictor) -> str:
 
 
 # -- the fit lease ------------------------------------------------------------------------
+# Marks a claim written through a storage API without compare-and-set (see try_claim).
+_REQUEST = "request"
+
+
 def try_claim(
     storage: optuna.storages.BaseStorage,
     study_id: int,
@@ -285,7 +289,11 @@ def try_claim(
     RDB storages get an atomic claim from the unique ``(study_id, key)`` index of study system
     attributes; an expired lease (a worker that died while fitting) is taken over with a
     compare-and-set update. In-memory storage lives in one process: a lock suffices. Other
-    storages (journal, gRPC) offer no compare-and-set: write, wait, and read back, which
+    storages' APIs (journal, gRPC) have no compare-and-set, so the worker writes a claim
+    *request*: a server that claims atomically (``optuna-qsvr proxy``, whose database is an
+    :class:`~optuna_qsvr.AtomicStateRDBStorage`) turns it into an RDB claim and marks the
+    stored claim ``atomic``, and reading it back is then the answer; a storage that stores it
+    as it is (the journal file, Optuna's own proxy) leaves write, wait and read back, which
     makes a double claim unlikely but not impossible.
     """
     key = _records.lock_attr(name)
@@ -308,10 +316,37 @@ def try_claim(
     current = storage.get_study_system_attrs(study_id).get(key)
     if _live(current, now):
         return False
-    storage.set_study_system_attr(study_id, key, claim)
-    time.sleep(0.2)
+    storage.set_study_system_attr(study_id, key, {**claim, _REQUEST: "claim"})
     current = storage.get_study_system_attrs(study_id).get(key)
-    return isinstance(current, dict) and current.get("owner") == owner
+    if not (isinstance(current, dict) and current.get("atomic") is True):
+        time.sleep(0.2)  # stored as written: let a racing write land, then read the survivor
+        current = storage.get_study_system_attrs(study_id).get(key)
+    return (
+        isinstance(current, dict)
+        and current.get("owner") == owner
+        and current.get("expires") == claim["expires"]
+    )
+
+
+def claim_from_request(key: str, value: Any) -> dict[str, Any] | None:
+    """The claim a stored claim request asks for (marked ``atomic``), or ``None`` when
+    ``value`` is not a well-formed request for a lease key (then it is stored as it is)."""
+    if not (
+        key.startswith(_records.LOCK_PREFIX)
+        and isinstance(value, dict)
+        and value.get(_REQUEST) == "claim"
+        and isinstance(value.get("owner"), str)
+        and isinstance(value.get("expires"), (int, float))
+        and not isinstance(value.get("expires"), bool)
+    ):
+        return None
+    return {"owner": value["owner"], "expires": value["expires"], "atomic": True}
+
+
+def claim_rdb(storage: optuna.storages.RDBStorage, study_id: int, key: str, claim: dict) -> bool:
+    """Claim lease attribute ``key`` on an RDB storage at once: insert it, or take over an
+    expired claim by compare-and-set; ``False`` while another claim is live."""
+    return _claim_rdb(storage, study_id, key, claim, time.time())
 
 
 def end_claim(

@@ -282,22 +282,102 @@ def test_in_memory_claims_take_the_process_lock_without_waiting(monkeypatch) -> 
 
 def test_without_compare_and_set_a_claim_overwritten_meanwhile_is_lost(tmp_path, monkeypatch):
     """Journal storages: write, wait, read back. Another worker's write in the wait wins."""
+    from types import SimpleNamespace
+
     from optuna.storages.journal import JournalFileBackend
 
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
     study = optuna.create_study(storage=storage)
-    key = _records.lock_attr("k:v1")
     waits = []
 
-    def other_writes(seconds: float) -> None:
-        waits.append(seconds)
-        storage.set_study_system_attr(study._study_id, key, {"owner": "other", "expires": 1e12})
+    def racing(name: str, expires: float):
+        def other_writes(seconds: float) -> None:
+            waits.append(seconds)
+            claim = {"owner": "other", "expires": expires}
+            storage.set_study_system_attr(study._study_id, _records.lock_attr(name), claim)
 
-    monkeypatch.setattr(_model_store.time, "sleep", other_writes)
+        return other_writes
+
+    monkeypatch.setattr(_model_store.time, "sleep", racing("k:v1", 1e12))
     assert _model_store.try_claim(storage, study._study_id, "k:v1", "me", 60) is False
     assert waits == [0.2]
+    # The other worker read the same clock, so its claim expires when this one's would: the
+    # owner, not the expiry, says whose it is.
+    clock = SimpleNamespace(time=lambda: 1000.0, sleep=racing("k:v3", 1060.0))
+    monkeypatch.setattr(_model_store, "time", clock)
+    assert _model_store.try_claim(storage, study._study_id, "k:v3", "me", 60) is False
+    assert _attrs(study)[_records.lock_attr("k:v3")] == {"owner": "other", "expires": 1060.0}
     monkeypatch.undo()
     assert _model_store.try_claim(storage, study._study_id, "k:v2", "me", 60) is True
+
+
+def test_a_claim_request_is_one_only_on_a_lease_key_and_well_formed(tmp_path) -> None:
+    # What a worker writes where the storage API has no compare-and-set; the proxy's database
+    # claims it (tests/test_rdb.py, tests/test_cluster.py), anything else stores it as written.
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(storage=storage)
+    assert _model_store.try_claim(storage, study._study_id, "k:v1", "me", 60)
+    written = _model_store.claim_state(_attrs(study), "k:v1")
+    assert written["request"] == "claim" and "atomic" not in written
+    key = _records.lock_attr("k:v1")
+    assert _model_store.claim_from_request(key, written) == {
+        "owner": "me",
+        "expires": written["expires"],
+        "atomic": True,
+    }
+    assert _model_store.claim_from_request(key, {**written, "expires": 7}) == {
+        "owner": "me",
+        "expires": 7,
+        "atomic": True,
+    }
+    assert _model_store.claim_from_request(_records.MODEL_PREFIX + "k", written) is None
+    for bad in (
+        {**written, "request": "release"},
+        {k: v for k, v in written.items() if k != "request"},
+        {**written, "owner": None},
+        {**written, "expires": "7"},
+        {**written, "expires": True},
+        ["me", 7, "claim"],
+    ):
+        assert _model_store.claim_from_request(key, bad) is None, bad
+
+
+def test_through_a_server_that_claims_atomically_the_answer_needs_no_wait(
+    tmp_path, monkeypatch
+) -> None:
+    """Optuna's gRPC server in front of the workers' RDB storage (what ``optuna-qsvr proxy``
+    serves): the worker's claim request is claimed there, the stored claim says ``atomic``,
+    and the worker trusts its read-back at once."""
+    pytest.importorskip("grpc", reason="the gRPC proxy needs the grpc extra")
+    from optuna.storages._grpc.server import make_server
+
+    from optuna_qsvr import AtomicStateRDBStorage
+    from optuna_qsvr._proxy import ProxyStorage
+    from tests.test_workers import _free_port
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    study = optuna.create_study(storage=url)
+    port = _free_port()
+    server = make_server(AtomicStateRDBStorage(url), "localhost", port)
+    server.start()
+    try:
+        client = ProxyStorage(host="localhost", port=port)
+        client.check(timeout=30)
+
+        def no_wait(seconds: float) -> None:
+            raise AssertionError(f"an atomic claim waited {seconds} s")
+
+        monkeypatch.setattr(_model_store.time, "sleep", no_wait)
+        assert _model_store.try_claim(client, study._study_id, "k:v1", "me", 60) is True
+        stored = _model_store.claim_state(client.get_study_system_attrs(study._study_id), "k:v1")
+        assert stored == {"owner": "me", "expires": stored["expires"], "atomic": True}
+        assert _model_store.try_claim(client, study._study_id, "k:v1", "you", 60) is False
+        _model_store.end_claim(client, study._study_id, "k:v1", "me")
+        assert _model_store.try_claim(client, study._study_id, "k:v1", "you", 60) is True
+    finally:
+        server.stop(None)
 
 
 def test_a_lease_expiring_now_is_expired() -> None:

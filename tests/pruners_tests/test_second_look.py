@@ -195,6 +195,26 @@ def test_a_crowded_trial_gets_one_more_decision_interval(study_name, tmp_path) -
     assert "crowd" not in decision
 
 
+@pytest.mark.parametrize("look", [True, False])
+def test_the_look_spares_a_stop_of_the_cut_among_the_whole_study(look, study_name, tmp_path):
+    # promote_among="study" (the default): at step 1, 0.502 ranks 5th of the 7 values of
+    # both brackets (0.20, 0.49, 0.50, 0.50 below it), outside the top third: stopped, unless
+    # the look spares it.
+    study, pruner = _study(study_name, tmp_path, second_look=look, promote_among="study")
+    ask_in_bracket(study, pruner, 2)
+    trial = run_curve(study, {1: 0.502, 2: 0.52, 3: 0.52})
+    promotion = _records.read_trial(trial.system_attrs).promotions[0]
+    assert (promotion["rank"], promotion["of"]) == (5, 7)
+    if look:
+        assert (trial.state, trial.last_step) == (TrialState.PRUNED, 2)
+        assert promotion["decision"] == "promoted" and promotion["crowd"] == 0.6667
+        assert promotion["reason"].startswith("second look: its value at 1 ties 67%")
+        assert promotion["reason"].endswith("; was: rank 5 of 7")
+    else:
+        assert (trial.state, trial.last_step) == (TrialState.PRUNED, 1)
+        assert promotion["decision"] == "stopped" and "crowd" not in promotion
+
+
 def test_without_the_second_look_or_outside_the_crowd_the_stop_stands(
     study_name, tmp_path
 ) -> None:
