@@ -247,6 +247,33 @@ def chance_rescue(
     return True, f"rescue: {', '.join(reasons)} >= {alpha:g}"
 
 
+def median_rescue(view: RungView, reduction_factor: int) -> tuple[bool, str] | None:
+    """MedianPruner's rule at ``r_i``: whether the trial's value there is at least as good as
+    the median of every other trial's value there (any bracket; non-finite values rank last).
+    ``None`` while fewer than ``reduction_factor`` others have one."""
+    budget, sign, number = view.rung.budget, view.sign, view.trial.number
+    own = _curves.value_at(view.trial, budget, sign)
+    if own is None:
+        return None
+    index = view.index
+    if index is not None:
+        sizes: list[int] = []
+        index.rung_value(budget, sign, number, lambda count, _: sizes.append(count))
+        n = sizes[0]
+
+        def value(at: int) -> float:
+            return index.rung_value(budget, sign, number, lambda *_: at)  # type: ignore[return-value]
+    else:
+        walked = _walk_rung_values(view, budget)[0]
+        n, value = len(walked), walked.__getitem__
+    if n < reduction_factor:
+        return None
+    bar = (value((n - 1) // 2) + value(n // 2)) / 2
+    keep = math.isfinite(own) and own <= bar
+    reason = f"value {sign * own:.4g} vs median {sign * bar:.4g} of {n} at {budget}"
+    return keep, f"median rescue: {reason}"
+
+
 def checkpoint_due(trial: FrozenTrial, rung: Rung, ratio: float, min_resource: int) -> int | None:
     """The decision point inside ``rung`` that the trial's last report reached, if any.
 

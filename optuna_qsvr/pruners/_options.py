@@ -41,9 +41,11 @@ FORECAST_DEFAULTS: dict[str, Any] = {
     "min_persistence_pairs": 6,
     "second_look": False,
     "promote_among": "study",
+    "rescue_fallback": "none",
 }
 RESCUES = ("chance", "rank", "none")
 PROMOTE_AMONG = ("study", "bracket")
+RESCUE_FALLBACKS = ("none", "median")
 SHARED_DEFAULTS: dict[str, dict[str, Any]] = {
     # The forecast mode learns a curve's change (Baker et al.'s remedy for an RBF model's
     # pull towards the training mean) and needs fewer curves: its decisions are calibrated.
@@ -93,6 +95,7 @@ class SwiftOptions:
     min_persistence_pairs: int = 6
     second_look: bool = False
     promote_among: str = "study"
+    rescue_fallback: str = "none"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -179,6 +182,10 @@ class SwiftOptions:
         if self.mode == "forecast" and self.promote_among not in PROMOTE_AMONG:
             raise ValueError(
                 f"promote_among must be one of {PROMOTE_AMONG}, got {self.promote_among!r}"
+            )
+        if self.mode == "forecast" and self.rescue_fallback not in RESCUE_FALLBACKS:
+            raise ValueError(
+                f"rescue_fallback must be one of {RESCUE_FALLBACKS}, got {self.rescue_fallback!r}"
             )
         # True and False read naturally: the default rescue, or none.
         rescue = self.rescue

@@ -122,6 +122,12 @@ class SwiftHyperbandPruner(BasePruner):
             (trials stopped early in a rung ending there rank below them), the bar the
             forecasts of ``r_i`` aim at; ``"bracket"``: its bracket's rung-mates', as
             Hyperband does. Trials that run as Hyperband always use ``"bracket"``.
+        rescue_fallback: forecast mode: who decides the rescue at the last rung end before
+            ``max_resource`` while no model can (too few trials have finished): ``"none"``
+            (successive halving's stop stands) or ``"median"`` (MedianPruner's rule: a trial
+            whose value there is at least as good as the median of the other trials' values
+            there trains on). ``"none"`` (README, "A candidate: MedianPruner's rule at the
+            last cut").
         known_curve: paper mode: fraction of a rung's span observed before its forecast (0.5).
         full_fraction: paper mode: about ``full_fraction / eta`` of a rung's trials train on
             without a forecast (0.5).
@@ -185,6 +191,7 @@ class SwiftHyperbandPruner(BasePruner):
         min_persistence_pairs: int | None = None,
         second_look: bool | None = None,
         promote_among: str | None = None,
+        rescue_fallback: str | None = None,
         known_curve: float | None = None,
         full_fraction: float | None = None,
         threshold_quantile: float | None = None,
@@ -224,6 +231,7 @@ class SwiftHyperbandPruner(BasePruner):
             min_persistence_pairs=min_persistence_pairs,  # type: ignore[arg-type]
             second_look=second_look,  # type: ignore[arg-type]
             promote_among=promote_among,  # type: ignore[arg-type]
+            rescue_fallback=rescue_fallback,  # type: ignore[arg-type]
             bracket_weights=None if bracket_weights is None else tuple(bracket_weights),
         )
         self._schedule = Schedule(
@@ -509,6 +517,11 @@ class SwiftHyperbandPruner(BasePruner):
                         verdict = _decisions.chance_rescue(view, self._options, following, get)
                     if verdict is None:
                         verdict = _decisions.rescue_verdict(view, following, eta, get)
+                    # The final-value model comes last: until then the last cut may fall back
+                    # on MedianPruner's rule rather than a 1/eta cut among a few trials.
+                    last = following == self._options.max_resource
+                    if verdict is None and last and self._options.rescue_fallback == "median":
+                        verdict = _decisions.median_rescue(view, eta)
                     return verdict
                 except Exception as err:  # Without a forecast, successive halving decides.
                     self._warn_once(study, "rescue", f"rescue failed: {type(err).__name__}: {err}")

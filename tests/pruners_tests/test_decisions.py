@@ -730,3 +730,48 @@ def test_a_checkpoint_lies_strictly_inside_its_rung_even_across_a_gap() -> None:
     assert _decisions.checkpoint_due(gap, rung, 3.0, 1) is None
     # Ratio 1.5: 4, 6 and 8 lie inside; across the gap from 2 to 5 the point 4 is taken.
     assert _decisions.checkpoint_due(gap, rung, 1.5, 1) == 4
+
+
+# -- the rescue's fallback at the last cut: MedianPruner's rule -------------------------------
+@pytest.mark.parametrize("indexed", [True, False])
+@pytest.mark.parametrize(
+    ("sign", "others", "own", "expected"),
+    [
+        # Minimise: the median of 0.1, 0.2, 0.3, 0.4 is 0.25; at it the trial trains on.
+        (1.0, (0.1, 0.2, 0.3, 0.4), 0.25, (True, "0.25 vs median 0.25 of 4 at 3")),
+        (1.0, (0.1, 0.2, 0.3, 0.4), 0.26, (False, "0.26 vs median 0.25 of 4 at 3")),
+        # An odd count: the middle value; a diverged trial ranks last, not out.
+        (1.0, (0.1, 0.2, math.nan), 0.2, (True, "0.2 vs median 0.2 of 3 at 3")),
+        (1.0, (0.1, 0.2, 0.3), math.inf, (False, "inf vs median 0.2 of 3 at 3")),
+        # Maximise: at least as high as the median.
+        (-1.0, (0.1, 0.2, 0.3, 0.4), 0.25, (True, "0.25 vs median 0.25 of 4 at 3")),
+        (-1.0, (0.1, 0.2, 0.3, 0.4), 0.24, (False, "0.24 vs median 0.25 of 4 at 3")),
+        # Fewer than eta others with a value there: no verdict.
+        (1.0, (0.1, 0.2), 0.05, None),
+    ],
+)
+def test_median_rescue_is_median_pruners_rule_among_every_trial(
+    indexed, sign, others, own, expected
+) -> None:
+    from optuna_qsvr.pruners._trial_index import TrialIndex
+
+    rung = Rung(bracket=0, index=1, previous=1, budget=3, decision_step=None, is_last=False)
+    trials = [_trial({1: 0.5, 3: v}, number=i) for i, v in enumerate(others)]
+    # A trial stopped before 3 has no value there and does not count.
+    trials.append(_trial({1: 0.9}, number=len(trials), state=TrialState.PRUNED))
+    trial = _trial({1: 0.5, 3: own}, number=len(trials), state=TrialState.RUNNING)
+    if indexed:
+        index = TrialIndex(lambda t: 0)
+        assert index.update([*trials, trial])
+        view = _decisions.RungView(trial=trial, rung=rung, sign=sign, index=index)
+    else:
+        view = _decisions.RungView(trial=trial, rung=rung, sign=sign, others=trials, peers=[])
+    verdict = _decisions.median_rescue(view, 3)
+    if expected is None:
+        assert verdict is None
+    else:
+        assert verdict == (expected[0], f"median rescue: value {expected[1]}")
+    # A trial with no value at the rung's end gets none either.
+    no_value = _trial({1: 0.5}, number=len(trials), state=TrialState.RUNNING)
+    view = _decisions.RungView(trial=no_value, rung=rung, sign=sign, others=trials, peers=[])
+    assert _decisions.median_rescue(view, 3) is None

@@ -296,6 +296,49 @@ def test_successive_halving_ranks_among_the_whole_study(
     assert trial.state == (TrialState.COMPLETE if promoted else TrialState.PRUNED)
 
 
+@pytest.mark.parametrize(
+    ("fallback", "bracket", "value", "reason"),
+    [
+        # Bracket 1 (rungs 3, 9): the cut at 3 is the last. 0.20 ranks 2nd of 4 (top 1 goes
+        # on) but equals the median of the others' 0.10, 0.20, 0.30 there: it trains on.
+        ("median", 1, 0.20, "median rescue: value 0.2 vs median 0.2 of 3 at 3"),
+        ("median", 1, 0.25, "median rescue: value 0.25 vs median 0.2 of 3 at 3"),
+        ("none", 1, 0.20, None),
+        # Bracket 2 (rungs 1, 3, 9): the cut at 1 is not the last, the fallback stays out.
+        ("median", 2, 0.20, None),
+    ],
+)
+def test_without_a_model_the_last_cut_may_fall_back_on_the_median(
+    study_name, fallback, bracket, value, reason
+) -> None:
+    """R=9, eta 3, no model can exist (``min_train_curves`` 1000): the calibrated and the
+    rank rescue have nothing to ask, so successive halving's stop stands, unless
+    ``rescue_fallback="median"`` keeps a trial at the last cut (to ``max_resource``) that is
+    at least as good as the median of every other trial's value there."""
+    pruner = _pruner(min_train_curves=1000, max_train_curves=1000, rescue_fallback=fallback)
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for final in (0.10, 0.20, 0.30):
+        _in_bracket(study, pruner, 0)
+        _trial(study, _flat(final, 9))
+    _in_bracket(study, pruner, bracket)
+    trial = _trial(study, _flat(value, 9))
+    promotion = _records.read_trial(trial.system_attrs).promotions[0]
+    rescued = reason is not None and value <= 0.20
+    assert promotion["decision"] == ("promoted" if rescued else "stopped")
+    assert trial.state == (TrialState.COMPLETE if rescued else TrialState.PRUNED)
+    if reason is None:
+        assert "rescued" not in promotion and "reason" not in promotion
+    else:
+        assert (promotion["rescued"], promotion["reason"]) == (rescued, reason)
+
+
+def test_the_rescue_fallback_is_median_or_none() -> None:
+    assert _pruner()._options.rescue_fallback == "none"
+    assert _pruner(rescue_fallback="median")._options.rescue_fallback == "median"
+    with pytest.raises(ValueError, match="rescue_fallback must be one of"):
+        _pruner(rescue_fallback="mean")
+
+
 def test_a_rescue_at_the_first_of_three_rungs_forecasts_the_next_rung(study_name) -> None:
     """R=9, eta 3, bracket 2: rungs 1, 3 and 9. A rescue at r=1 forecasts the value at 3, the
     rung the trial would be promoted to, not the final one (in a two-rung bracket both are 9).
