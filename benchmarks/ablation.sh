@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seeds=${SEEDS:-20}
 bench_recorded "docs/benchmark/ablation-%s.json" \
   --seeds "$seeds" --workers 1 \
-  --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets,swift:no-regimes,swift:pairs10,swift:bracket-cut,swift:two-brackets,swift:rescue3,swift:previous \
+  --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets,swift:no-regimes,swift:pairs10,swift:bracket-cut,swift:two-brackets,swift:rescue3,swift:no-fallback,swift:previous \
   --swift-set 'no-points={"alpha": 1e-9}' \
   --swift-set 'no-final={"top_k": 1000000}' \
   --swift-set 'no-rescue={"rescue": false}' \
@@ -22,4 +22,5 @@ bench_recorded "docs/benchmark/ablation-%s.json" \
   --swift-set 'bracket-cut={"promote_among": "bracket"}' \
   --swift-set 'two-brackets={"bracket_weights": [1, 1, 0]}' \
   --swift-set 'rescue3={"rescue_alpha": 0.3}' \
-  --swift-set 'previous={"promote_among": "bracket", "bracket_weights": [1, 1, 0], "rescue_alpha": 0.3}'
+  --swift-set 'no-fallback={"rescue_fallback": "none"}' \
+  --swift-set 'previous={"promote_among": "bracket", "bracket_weights": [1, 1, 0], "rescue_alpha": 0.3, "rescue_fallback": "none"}'

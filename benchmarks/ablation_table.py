@@ -28,7 +28,9 @@ ROWS = {
     '(`promote_among="bracket"`)',
     "swift:two-brackets": "the second bracket whole (`bracket_weights=(1, 1, 0)`)",
     "swift:rescue3": "a rescue at a chance of 0.3 (`rescue_alpha=0.3`)",
-    "swift:previous": "all three (the previous default)",
+    "swift:no-fallback": "no median at the last cut "
+    '(`rescue_fallback="none"`, the previous default)',
+    "swift:previous": "the three above and no median (the default before the previous)",
 }
 
 

@@ -221,13 +221,16 @@ def test_killed_worker_is_failed_and_replaced(kind, curves, tmp_path) -> None:
     url, name, budget = _url(kind, tmp_path), f"kill-{uuid.uuid4().hex[:6]}", 40
     beat = ("--heartbeat-interval", "1", "--grace-period", "3", "--epoch-seconds", "0.05")
     victim = _worker(curves, url, name, budget, "--seed", "0", *beat)
-    # Let the victim get into a trial, then start the others and kill it without warning.
+    # Let the victim get into a trial (one that says which configuration it trains: on a
+    # loaded machine a RUNNING trial may not have said so yet), then start the others and
+    # kill it without warning.
     deadline = time.monotonic() + 60
     study = None
     while time.monotonic() < deadline:
         try:
             study = optuna.load_study(storage=url, study_name=name)
-            if study.get_trials(states=(TrialState.RUNNING,)):
+            running = study.get_trials(states=(TrialState.RUNNING,))
+            if any("config" in t.user_attrs for t in running):
                 break
         except KeyError:
             pass

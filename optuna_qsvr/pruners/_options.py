@@ -41,7 +41,7 @@ FORECAST_DEFAULTS: dict[str, Any] = {
     "min_persistence_pairs": 6,
     "second_look": False,
     "promote_among": "study",
-    "rescue_fallback": "none",
+    "rescue_fallback": "median",
 }
 RESCUES = ("chance", "rank", "none")
 PROMOTE_AMONG = ("study", "bracket")
@@ -95,7 +95,7 @@ class SwiftOptions:
     min_persistence_pairs: int = 6
     second_look: bool = False
     promote_among: str = "study"
-    rescue_fallback: str = "none"
+    rescue_fallback: str = "median"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

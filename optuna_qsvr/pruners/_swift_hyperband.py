@@ -48,10 +48,11 @@ class SwiftHyperbandPruner(BasePruner):
       (out-of-fold residuals, cross-conformal) gives the probability that the trial beats the
       ``top_k``-th best final value, or the rung's promotion bar; below ``alpha`` it stops.
       At ``r_i``, a trial ASHA would stop is rescued while its calibrated chance to beat the
-      final and the next rung's bars is at least ``rescue_alpha``; successive halving ranks
-      it among every trial's value at ``r_i`` (``promote_among``). ``bracket_weights``
-      (default: the most aggressive bracket and a quarter of the next) sets how much of
-      Hyperband's hedge remains.
+      final and the next rung's bars is at least ``rescue_alpha`` (at the last cut, before
+      those models exist, while its value is at least the median there: ``rescue_fallback``);
+      successive halving ranks it among every trial's value at ``r_i`` (``promote_among``).
+      ``bracket_weights`` (default: the most aggressive bracket and a quarter of the next) sets
+      how much of Hyperband's hedge remains.
       All of that rests on early values ranking later ones, which the pruner measures on the
       study (rank persistence, ``min_rank_persistence``): a trial that starts before it is
       measured, or while it is low, runs as Hyperband runs it, in any of its brackets and
@@ -126,8 +127,8 @@ class SwiftHyperbandPruner(BasePruner):
             ``max_resource`` while no model can (too few trials have finished): ``"none"``
             (successive halving's stop stands) or ``"median"`` (MedianPruner's rule: a trial
             whose value there is at least as good as the median of the other trials' values
-            there trains on). ``"none"`` (README, "A candidate: MedianPruner's rule at the
-            last cut").
+            there trains on). ``"median"`` (README, "MedianPruner's rule at the last
+            cut").
         known_curve: paper mode: fraction of a rung's span observed before its forecast (0.5).
         full_fraction: paper mode: about ``full_fraction / eta`` of a rung's trials train on
             without a forecast (0.5).

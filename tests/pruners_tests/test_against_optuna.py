@@ -24,8 +24,13 @@ CASES = [(1, 27, 3), (1, 50, 3), (1, 81, 3), (2, 30, 2), (1, 100, 4), (3, 40, 3)
 def _swift(min_resource: int, max_resource: int, eta: int, mode: str) -> SwiftHyperbandPruner:
     # Hyperband's brackets in both modes (the forecast mode's default keeps only two), and
     # its successive halving within each bracket (the forecast mode's default ranks a trial
-    # among the whole study's values at r_i).
-    weights = {"bracket_weights": (1.0,), "promote_among": "bracket"} if mode == "forecast" else {}
+    # among the whole study's values at r_i, and keeps one at least at the median at the last
+    # cut while no model exists).
+    weights = (
+        {"bracket_weights": (1.0,), "promote_among": "bracket", "rescue_fallback": "none"}
+        if mode == "forecast"
+        else {}
+    )
     return SwiftHyperbandPruner(
         min_resource=min_resource,
         max_resource=max_resource,
@@ -130,7 +135,8 @@ def test_one_bracket_promotes_like_optuna_successive_halving(
     min_resource, max_resource, eta, n_parallel, among
 ) -> None:
     # With every trial in the most aggressive bracket and no forecast, the whole study is the
-    # bracket: both ways of ranking at r_i are Optuna's SuccessiveHalvingPruner.
+    # bracket: both ways of ranking at r_i are Optuna's SuccessiveHalvingPruner (without the
+    # median at the last cut, which keeps more: tested in test_forecast_mode.py).
     curves = _curves(90, max_resource, seed=max_resource + 1)
     pruner = SwiftHyperbandPruner(
         min_resource=min_resource,
@@ -141,6 +147,7 @@ def test_one_bracket_promotes_like_optuna_successive_halving(
         bracket_weights=(1.0, 0.0),
         min_rank_persistence=False,
         promote_among=among,
+        rescue_fallback="none",
     )
     reference = optuna.pruners.SuccessiveHalvingPruner(
         min_resource=min_resource, reduction_factor=eta

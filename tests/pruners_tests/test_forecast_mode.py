@@ -333,8 +333,8 @@ def test_without_a_model_the_last_cut_may_fall_back_on_the_median(
 
 
 def test_the_rescue_fallback_is_median_or_none() -> None:
-    assert _pruner()._options.rescue_fallback == "none"
-    assert _pruner(rescue_fallback="median")._options.rescue_fallback == "median"
+    assert _pruner()._options.rescue_fallback == "median"
+    assert _pruner(rescue_fallback="none")._options.rescue_fallback == "none"
     with pytest.raises(ValueError, match="rescue_fallback must be one of"):
         _pruner(rescue_fallback="mean")
 
