@@ -270,8 +270,9 @@ def median_rescue(view: RungView, reduction_factor: int) -> tuple[bool, str] | N
         return None
     bar = (value((n - 1) // 2) + value(n // 2)) / 2
     keep = math.isfinite(own) and own <= bar
-    reason = f"value {sign * own:.4g} vs median {sign * bar:.4g} of {n} at {budget}"
-    return keep, f"median rescue: {reason}"
+    # No values in the text: the record's own fields carry them, in the objective's sign.
+    where = "at least as good as" if keep else "worse than"
+    return keep, f"median rescue: {where} the median of {n} values at {budget}"
 
 
 def checkpoint_due(trial: FrozenTrial, rung: Rung, ratio: float, min_resource: int) -> int | None:

@@ -738,14 +738,14 @@ def test_a_checkpoint_lies_strictly_inside_its_rung_even_across_a_gap() -> None:
     ("sign", "others", "own", "expected"),
     [
         # Minimise: the median of 0.1, 0.2, 0.3, 0.4 is 0.25; at it the trial trains on.
-        (1.0, (0.1, 0.2, 0.3, 0.4), 0.25, (True, "0.25 vs median 0.25 of 4 at 3")),
-        (1.0, (0.1, 0.2, 0.3, 0.4), 0.26, (False, "0.26 vs median 0.25 of 4 at 3")),
+        (1.0, (0.1, 0.2, 0.3, 0.4), 0.25, (True, "at least as good as the median of 4")),
+        (1.0, (0.1, 0.2, 0.3, 0.4), 0.26, (False, "worse than the median of 4")),
         # An odd count: the middle value; a diverged trial ranks last, not out.
-        (1.0, (0.1, 0.2, math.nan), 0.2, (True, "0.2 vs median 0.2 of 3 at 3")),
-        (1.0, (0.1, 0.2, 0.3), math.inf, (False, "inf vs median 0.2 of 3 at 3")),
+        (1.0, (0.1, 0.2, math.nan), 0.2, (True, "at least as good as the median of 3")),
+        (1.0, (0.1, 0.2, 0.3), math.inf, (False, "worse than the median of 3")),
         # Maximise: at least as high as the median.
-        (-1.0, (0.1, 0.2, 0.3, 0.4), 0.25, (True, "0.25 vs median 0.25 of 4 at 3")),
-        (-1.0, (0.1, 0.2, 0.3, 0.4), 0.24, (False, "0.24 vs median 0.25 of 4 at 3")),
+        (-1.0, (0.1, 0.2, 0.3, 0.4), 0.25, (True, "at least as good as the median of 4")),
+        (-1.0, (0.1, 0.2, 0.3, 0.4), 0.24, (False, "worse than the median of 4")),
         # Fewer than eta others with a value there: no verdict.
         (1.0, (0.1, 0.2), 0.05, None),
     ],
@@ -770,7 +770,7 @@ def test_median_rescue_is_median_pruners_rule_among_every_trial(
     if expected is None:
         assert verdict is None
     else:
-        assert verdict == (expected[0], f"median rescue: value {expected[1]}")
+        assert verdict == (expected[0], f"median rescue: {expected[1]} values at 3")
     # A trial with no value at the rung's end gets none either.
     no_value = _trial({1: 0.5}, number=len(trials), state=TrialState.RUNNING)
     view = _decisions.RungView(trial=no_value, rung=rung, sign=sign, others=trials, peers=[])

@@ -301,8 +301,8 @@ def test_successive_halving_ranks_among_the_whole_study(
     [
         # Bracket 1 (rungs 3, 9): the cut at 3 is the last. 0.20 ranks 2nd of 4 (top 1 goes
         # on) but equals the median of the others' 0.10, 0.20, 0.30 there: it trains on.
-        ("median", 1, 0.20, "median rescue: value 0.2 vs median 0.2 of 3 at 3"),
-        ("median", 1, 0.25, "median rescue: value 0.25 vs median 0.2 of 3 at 3"),
+        ("median", 1, 0.20, "median rescue: at least as good as the median of 3 values at 3"),
+        ("median", 1, 0.25, "median rescue: worse than the median of 3 values at 3"),
         ("none", 1, 0.20, None),
         # Bracket 2 (rungs 1, 3, 9): the cut at 1 is not the last, the fallback stays out.
         ("median", 2, 0.20, None),

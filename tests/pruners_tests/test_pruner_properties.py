@@ -87,6 +87,14 @@ def _study(direction: str, **options) -> optuna.Study:
 @example(  # rung-mates' recorded forecasts decide some of these trials (rung-top rule)
     seed=0, max_resource=9, options={}, predictor="test-last-value", n_parallel=4, nan_fraction=0
 )
+@example(  # the median at the last cut decides (its record once printed signed values)
+    seed=293,
+    max_resource=27,
+    options={"mode": "forecast", "rescue": "rank"},
+    predictor="test-last-value",
+    n_parallel=4,
+    nan_fraction=0.03,
+)
 @example(
     seed=1,
     max_resource=27,
