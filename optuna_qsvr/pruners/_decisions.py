@@ -16,7 +16,7 @@ from optuna_qsvr import _records
 from optuna_qsvr.predictors._base import BasePredictor
 from optuna_qsvr.pruners import _crowd, _curves, _rules
 from optuna_qsvr.pruners._schedule import Rung, decision_points
-from optuna_qsvr.pruners._trial_index import TrialIndex, stopped_early
+from optuna_qsvr.pruners._trial_index import TrialIndex, sorted_median, stopped_early
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -251,24 +251,17 @@ def median_rescue(view: RungView, reduction_factor: int) -> tuple[bool, str] | N
     """MedianPruner's rule at ``r_i``: whether the trial's value there is at least as good as
     the median of every other trial's value there (any bracket; non-finite values rank last).
     ``None`` while fewer than ``reduction_factor`` others have one."""
-    budget, sign, number = view.rung.budget, view.sign, view.trial.number
+    budget, sign = view.rung.budget, view.sign
     own = _curves.value_at(view.trial, budget, sign)
     if own is None:
         return None
-    index = view.index
-    if index is not None:
-        sizes: list[int] = []
-        index.rung_value(budget, sign, number, lambda count, _: sizes.append(count))
-        n = sizes[0]
-
-        def value(at: int) -> float:
-            return index.rung_value(budget, sign, number, lambda *_: at)  # type: ignore[return-value]
+    if view.index is not None:
+        bar, n = view.index.rung_median(budget, sign, view.trial.number)
     else:
         walked = _walk_rung_values(view, budget)[0]
-        n, value = len(walked), walked.__getitem__
+        bar, n = sorted_median(walked), len(walked)
     if n < reduction_factor:
         return None
-    bar = (value((n - 1) // 2) + value(n // 2)) / 2
     keep = math.isfinite(own) and own <= bar
     # No values in the text: the record's own fields carry them, in the objective's sign.
     where = "at least as good as" if keep else "worse than"

@@ -148,6 +148,13 @@ class TrialIndex:
             index = pick(len(values), stopped)
             return None if index is None else values[index]
 
+    def rung_median(self, budget: int, sign: float, exclude: int) -> tuple[float, int]:
+        """The median of the values at ``budget`` (``sign`` applied, non-finite as ``inf``;
+        NaN when there are none) and how many there are."""
+        with self._lock:
+            values, _ = self._rung_values(budget, sign, exclude)
+            return sorted_median(values), len(values)
+
     def rung_standing(
         self, budget: int, sign: float, exclude: int, value: float
     ) -> tuple[int, int]:
@@ -367,3 +374,9 @@ def stopped_early(trial: FrozenTrial, budget: int) -> bool:
             for r in _records.decisions(trial.system_attrs).values()
         )
     )
+
+
+def sorted_median(values: Sequence[float]) -> float:
+    """The median of ascending ``values`` (NaN when empty)."""
+    n = len(values)
+    return (values[(n - 1) // 2] + values[n // 2]) / 2 if n else math.nan

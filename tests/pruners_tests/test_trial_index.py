@@ -455,3 +455,12 @@ def test_sqlite_studies_decide_the_same_with_the_index_and_the_walk(
     assert any(state == TrialState.PRUNED for state, _, _ in indexed)
     # The crowd's counts come from the index in one run and the walk in the other.
     assert (looks > 0) == second_look
+
+
+def test_sorted_median_of_an_even_an_odd_and_an_empty_list() -> None:
+    from optuna_qsvr.pruners._trial_index import sorted_median
+
+    assert sorted_median([0.1, 0.3]) == pytest.approx(0.2)
+    assert sorted_median([0.1, 0.2, 5.0]) == 0.2
+    assert sorted_median([0.1, math.inf]) == math.inf  # a diverged value ranks last
+    assert math.isnan(sorted_median([]))
