@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seeds=${SEEDS:-20}
 bench_recorded "docs/benchmark/ablation-%s.json" \
   --seeds "$seeds" --workers 1 \
-  --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets,swift:no-regimes,swift:pairs10,swift:bracket-cut,swift:two-brackets,swift:rescue3,swift:no-fallback,swift:previous \
+  --methods hyperband,swift-svr,swift:no-points,swift:no-final,swift:no-rescue,swift:rank-rescue,swift:uncalibrated,swift:params,swift:hyperband-brackets,swift:no-regimes,swift:pairs10,swift:bracket-cut,swift:two-brackets,swift:rescue3,swift:no-fallback,swift:m10,swift:previous \
   --swift-set 'no-points={"alpha": 1e-9}' \
   --swift-set 'no-final={"top_k": 1000000}' \
   --swift-set 'no-rescue={"rescue": false}' \
@@ -23,4 +23,5 @@ bench_recorded "docs/benchmark/ablation-%s.json" \
   --swift-set 'two-brackets={"bracket_weights": [1, 1, 0]}' \
   --swift-set 'rescue3={"rescue_alpha": 0.3}' \
   --swift-set 'no-fallback={"rescue_fallback": "none"}' \
-  --swift-set 'previous={"promote_among": "bracket", "bracket_weights": [1, 1, 0], "rescue_alpha": 0.3, "rescue_fallback": "none"}'
+  --swift-set 'm10={"min_train_curves": 10}' \
+  --swift-set 'previous={"promote_among": "bracket", "bracket_weights": [1, 1, 0], "rescue_alpha": 0.3, "rescue_fallback": "none", "min_train_curves": 10}'

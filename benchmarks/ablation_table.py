@@ -29,8 +29,10 @@ ROWS = {
     "swift:two-brackets": "the second bracket whole (`bracket_weights=(1, 1, 0)`)",
     "swift:rescue3": "a rescue at a chance of 0.3 (`rescue_alpha=0.3`)",
     "swift:no-fallback": "no median at the last cut "
-    '(`rescue_fallback="none"`, the previous default)',
-    "swift:previous": "the three above and no median (the default before the previous)",
+    '(`rescue_fallback="none"`, the previous version\'s change)',
+    "swift:m10": "a model from 10 curves (`min_train_curves=10`, the previous default)",
+    "swift:previous": "the bracket's cut, two brackets, a rescue at 0.3, no median and 10 "
+    "curves (the default three versions ago)",
 }
 
 

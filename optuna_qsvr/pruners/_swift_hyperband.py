@@ -77,7 +77,7 @@ class SwiftHyperbandPruner(BasePruner):
             :class:`~optuna_qsvr.BasePredictor` (copied per key), or a factory returning one.
         features: feature blocks of named predictors: ``"curve"``, ``"diff1"``, ``"diff2"``,
             ``"params"``.
-        min_train_curves: curves a predictor needs before it is fitted (forecast 10, paper 15).
+        min_train_curves: curves a predictor needs before it is fitted (15 in both modes).
         max_train_curves: a predictor is fitted on at most this many curves, the most recent.
         residual_target: named predictors learn the change from a curve's last value
             (forecast: on; paper: off).

@@ -547,7 +547,7 @@ def test_each_mode_fills_its_own_defaults_and_normalises() -> None:
     assert (forecast.rescue, forecast.rescue_alpha) == ("chance", 0.5)
     assert forecast.second_look is False and forecast.promote_among == "study"
     assert (forecast.min_rank_persistence, forecast.min_persistence_pairs) == (0.5, 6)
-    assert (forecast.refit_growth, forecast.min_train_curves) == (1.5, 10)
+    assert (forecast.refit_growth, forecast.min_train_curves) == (1.5, 15)
     assert forecast.residual_target is True and forecast.bracket_weights == (1.0, 0.25, 0.0)
     assert forecast.rules == (ChanceRule(0.1),)
     assert (paper.known_curve, paper.full_fraction, paper.threshold_quantile) == (0.5, 0.5, 0.25)
