@@ -1,6 +1,7 @@
 """Why the Q-SVR loses MLPF's best configuration more often than the SVR: their calibration.
 
-    python benchmarks/qsvr_calibration.py                 # mlpf_delphes_sim, 20 seeds
+    python benchmarks/qsvr_calibration.py --seeds 60      # mlpf_delphes_sim
+    python benchmarks/qsvr_calibration.py --seeds 60 --curves 15
     python benchmarks/qsvr_calibration.py --tables cnn_digits --seeds 10
 
 The forecast mode prunes a trial inside a rung when its calibrated chance to beat the best
@@ -9,12 +10,13 @@ bar}) / (n + 1)`` over the predictor's out-of-fold residuals ``r`` (see
 ``prob_below``), so with ``n`` finished curves it is never below ``1 / (n + 1)``, and it
 reaches that floor when no residual would carry the forecast past the bar.
 
-For each seed this script takes the pool a study's first final-value model is fitted on: the
-first ``--curves`` trials (10, ``min_train_curves``) that finish in the seed's ``swift-svr``
-replay (1 worker). At each decision point it fits the pruner's SVR and Q-SVR (simulated
-annealing, the pruner's settings) on that pool and asks both for the chance that the seed's
-best configuration (its curve from the table) beats the pool's best final value. Seeds whose
-best configuration is in the pool are skipped. Printed per point: how often the chance is
+For each seed this script takes the finished curves the seed's ``swift-svr`` replay (1 worker,
+the library's defaults) had when the seed's best configuration started: what any final-value
+model deciding on that configuration was fitted on, at most. Seeds with fewer than
+``--curves`` of them (10, the previous ``min_train_curves``; pass 15 for this version's) are
+skipped. At each decision point it fits the pruner's SVR and Q-SVR (simulated annealing, the
+pruner's settings) on that pool and asks both for the chance that the best configuration (its
+curve from the table) beats the pool's best final value. Printed per point: how often the chance is
 below ``alpha``, the median chance, the median forecast error on the best configuration, and
 the median of the most negative out-of-fold residual (the largest improvement the predictor
 failed to forecast in cross-validation: the tail the chance is read from).
