@@ -86,7 +86,7 @@ def main() -> None:
                     model = factory().fit(curves, targets)
                     forecast = float(model.predict(own)[0][0])
                     chance = float(model.prob_below(own, np.array([bar]))[0])
-                    tail = float(model._require_fitted()["residuals"][0])
+                    tail = float(model.residuals_[0])
                     error = forecast - sign * table.finals[best]
                     rows.setdefault((point, method), []).append((chance, error, tail))
         used = args.seeds - skipped

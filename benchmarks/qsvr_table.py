@@ -7,7 +7,7 @@ of their epochs and the mean difference of their regrets, each with its 95% boot
 and the annealer calls per study.
 
     python benchmarks/qsvr_table.py
-    python benchmarks/qsvr_table.py --prefix qsvr60 --tables mlpf_delphes_sim   # 60 seeds
+    python benchmarks/qsvr_table.py --prefix qsvr60    # 60 seeds (SEEDS=60 OUT=qsvr60)
 """
 
 from __future__ import annotations

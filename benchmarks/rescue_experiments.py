@@ -4,6 +4,7 @@
     python benchmarks/rescue_experiments.py --variant hedge:0.15 --variant hedge:0.3 --seeds 60
     python benchmarks/rescue_experiments.py --variant hedge:0.3 \
         --swift-options '{"min_rank_persistence": false}'    # every trial with forecasts
+    python benchmarks/rescue_experiments.py --variant same-step:1 --variant same-step:2
 
 Each variant patches the rescue in this process (the replay runs in one process so the patch
 applies) and replays the recorded tables beside the default on the same seeds:
@@ -19,6 +20,12 @@ applies) and replays the recorded tables beside the default on the same seeds:
   rescue's weaker forecast explains (``1 - sigma_**2 / var``, ``sigma_`` the predictor's
   cross-validated error, over the curves it was fitted on): a hedge that grows where forecasts
   say little, as Hyperband's conservative brackets hedge everywhere.
+* ``same-step:M``: in the last rung (after the last cut, where only a final-value model can
+  prune and a 150-trial study rarely has one), prune at a decision point a trial whose value
+  there is worse than the ``M``-th best of every other trial's value at that step: no model,
+  only the observation that late values rank the final ones well (the script prints where
+  each table's best configuration ranks among all of the table's at the last rung end and at
+  the decision point after it). It bounds what the last stretch can still save.
 
 Printed per table and worker count: Hyperband's mean regret, each variant's epochs against
 Hyperband's (mean of the per-seed ratio) and mean regret, with 95% bootstrap intervals, then
@@ -50,6 +57,7 @@ TABLES = {"cnn_digits": "maximize", "lstm_babi17": "maximize", "mlpf_delphes_sim
 _ORIGINAL = {
     "rescue_verdict": _decisions.rescue_verdict,
     "chance_rescue": _decisions.chance_rescue,
+    "chance_record": _decisions.chance_record,
 }
 
 
@@ -116,6 +124,48 @@ def _hedge(h: float) -> dict[str, Callable[..., Any]]:
     return {"chance_rescue": chance_rescue}
 
 
+def _same_step(m: int) -> dict[str, Callable[..., Any]]:
+    def chance_record(
+        view: _decisions.RungView, options: Any, point: int, *args: Any, **kw: Any
+    ) -> dict[str, Any] | None:
+        record = _ORIGINAL["chance_record"](view, options, point, *args, **kw)
+        if not view.rung.is_last or (record is not None and record["decision"] != "kept"):
+            return record
+        sign = view.sign
+        own = _curves.value_at(view.trial, point, sign)
+        values = sorted(
+            v
+            for t in view.others
+            if (v := _curves.value_at(t, point, sign)) is not None and math.isfinite(v)
+        )
+        if own is None or len(values) < m:
+            return record
+        bar = values[m - 1]
+        if own <= bar:
+            return record
+        base = _decisions._chance_base(view, point, options.max_resource)
+        return base | {
+            "threshold": sign * bar,
+            "threshold_basis": f"same step, top {m}",
+            "decision": "pruned",
+            "reason": f"same step: worse than the {m}-th best of {len(values)} at {point}",
+        }
+
+    return {"chance_record": chance_record}
+
+
+def _best_ranks(table: CurveTable, direction: str, steps: tuple[int, ...] = (27, 39)) -> str:
+    """Where the table's best configuration ranks (1 = best) among all its configurations'
+    values at each of ``steps``."""
+    sign = 1.0 if direction == "minimize" else -1.0
+    best = min(table.configs, key=lambda c: sign * table.finals[c])
+    ranks = []
+    for step in steps:
+        at = {c: sign * table.values(c)[list(table.steps(c)).index(step)] for c in table.configs}
+        ranks.append(f"{1 + sum(v < at[best] for v in at.values())} at {step}")
+    return f"best configuration ranks {', '.join(ranks)} of {len(table.configs)}"
+
+
 def _patches(variant: str, max_resource: int) -> dict[str, Callable[..., Any]]:
     if variant == "default":
         return {}
@@ -123,7 +173,9 @@ def _patches(variant: str, max_resource: int) -> dict[str, Callable[..., Any]]:
         return _median_last_cut(max_resource)
     if variant.startswith("hedge:"):
         return _hedge(float(variant.removeprefix("hedge:")))
-    raise SystemExit(f"unknown variant {variant!r}: median-last-cut or hedge:H")
+    if variant.startswith("same-step:"):
+        return _same_step(int(variant.removeprefix("same-step:")))
+    raise SystemExit(f"unknown variant {variant!r}: median-last-cut, hedge:H or same-step:M")
 
 
 def _fmt(e: Estimate) -> str:
@@ -148,6 +200,8 @@ def main() -> None:
         direction = TABLES[name]
         table = CurveTable.load(bundled_table(name))
         worst = worst_regret(table, direction)
+        if any(v.startswith("same-step:") for v in args.variant):
+            print(f"{name}: {_best_ranks(table, direction)}")
         for workers in (int(w) for w in args.workers.split(",")):
             runs = {}
             for variant in variants:

@@ -17,6 +17,12 @@ is a floor no stopping rule goes under without finishing fewer trials. Of the fo
 finished trials, the share that improved on the best final value of the trials numbered
 before them: the oracle finishes only those.
 
+After that table, a second one: the forecast regime's trials at the last cut (the last rung
+end, 27), per study: how many reached it, how many successive halving promoted (its top
+``1/eta`` among the study's values there), how many a rule kept that it would stop (the
+rescue's forecast, MedianPruner's rule while no final-value model exists, the second look),
+how many were stopped, and of the promoted and kept, how many then finished.
+
 The last column is a bound for any rule that keeps the Hyperband regime: the same trials as in
 the method's run are decided by Optuna's ``HyperbandPruner`` and every other trial by the
 hindsight oracle (a trial trains past its first epoch only if its final value beats every
@@ -78,6 +84,39 @@ def split(regime_of: list[str], runs: list, late: int) -> dict[Any, tuple[int, i
     return {key: (parts[key][0], parts[key][1]) for key in (*PARTS, LATE)}
 
 
+CUT = ("reached", "promoted", "rescue", "median", "look", "stopped", "finished")
+
+
+def last_cut(study: optuna.Study, runs: list, regime_of: list[str], late: int) -> dict[str, int]:
+    """The forecast regime's promotion records at the last rung end ``late``, by outcome (see
+    the module's docstring): successive halving's promotions, the rules' keeps by the rule
+    that named itself first in the reason, the stops, and how many promoted or kept finished."""
+    tally = dict.fromkeys(CUT, 0)
+    finished = {run.number for run in runs if run.final is not None}
+    for trial in study.get_trials(deepcopy=False):
+        if regime_of[trial.number] != "forecast":
+            continue
+        promotions = _records.read_trial(trial.system_attrs).promotions.values()
+        record = next((r for r in promotions if r["budget"] == late), None)
+        if record is None:
+            continue
+        tally["reached"] += 1
+        if record["decision"] == "stopped":
+            tally["stopped"] += 1
+            continue
+        reason = record.get("reason") or ""
+        if not record.get("rescued") and not reason.startswith("second look"):
+            tally["promoted"] += 1
+        elif reason.startswith("median"):
+            tally["median"] += 1
+        elif reason.startswith("second look"):
+            tally["look"] += 1
+        else:
+            tally["rescue"] += 1
+        tally["finished"] += trial.number in finished
+    return tally
+
+
 def improving(runs: list, regime_of: list[str], direction: str) -> tuple[int, int]:
     """Of the forecast regime's finished trials, how many beat the final value of every
     finished trial numbered before them, and how many finished."""
@@ -122,6 +161,7 @@ def main() -> None:
         " | forecast regime's finished that improved | same Hyperband regime, then the oracle |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    cuts = []
     for name in args.tables.split(","):
         table = CurveTable.load(bundled_table(name))
         # The recorded tables name no metric; the held-out ones do.
@@ -131,6 +171,7 @@ def main() -> None:
         counts: dict[Any, list[int]] = collections.defaultdict(list)
         finished = collections.defaultdict(list)
         floor, bound, better = [], [], [0, 0]
+        cut = collections.defaultdict(list)
         for seed in range(args.seeds):
             _, reference, _ = replay_study(table, direction, seed, "hyperband", args.workers)
             _, oracle, _ = replay_study(table, direction, seed, "oracle", args.workers)
@@ -152,6 +193,8 @@ def main() -> None:
             for key, (epochs, n) in split(regime_of, runs, late).items():
                 shares[key].append(epochs / hyperband)
                 counts[key].append(n)
+            for key, n in last_cut(study, runs, regime_of, late).items():
+                cut[key].append(n)
             for i, n in enumerate(improving(runs, regime_of, direction)):
                 better[i] += n
             done = sum(r.final is not None for r in runs)
@@ -168,6 +211,14 @@ def main() -> None:
             f"| {label} | {total:.2f}× | {' | '.join(cells)} | {np.mean(floor):.2f}× | {kept}"
             f" | {better[0] / max(better[1], 1):.0%} | {np.mean(bound):.2f}× |"
         )
+        cuts.append(f"| {label} | " + " | ".join(f"{np.mean(cut[k]):.1f}" for k in CUT) + " |")
+    print(
+        "\nThe forecast regime's trials at the last cut, per study (kept: by a rule that"
+        " overrode successive halving's stop)\n\n| table | reached | promoted by successive"
+        " halving | kept by the rescue's forecast | kept by the median | kept by the second look"
+        " | stopped | promoted or kept, then finished |\n|---|---|---|---|---|---|---|---|"
+    )
+    print("\n".join(cuts))
 
 
 if __name__ == "__main__":

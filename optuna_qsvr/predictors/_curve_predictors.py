@@ -223,6 +223,13 @@ class _KernelCurvePredictor(BasePredictor):
         """Cross-validated RMS forecast error in the target's units (``NaN`` if ``cv=0``)."""
         return float(self._require_fitted()["sigma"])
 
+    @property
+    def residuals_(self) -> np.ndarray | None:
+        """Out-of-fold residuals (target minus forecast) in the target's units, ascending:
+        the error distribution :meth:`prob_below` reads (``None`` if ``cv=0``)."""
+        residuals = self._require_fitted()["residuals"]
+        return None if residuals is None else residuals.copy()
+
     def _require_fitted(self) -> dict[str, Any]:
         if self._fitted is None:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet")

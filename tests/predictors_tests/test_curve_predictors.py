@@ -306,6 +306,22 @@ def test_prob_below_counts_the_out_of_fold_residuals_under_each_threshold() -> N
     )
 
 
+def test_residuals_are_the_recorded_out_of_fold_errors_and_a_copy() -> None:
+    X, y, _ = _curves(30)
+    p = SVRPredictor(cv=5).fit(X, y)
+    r = p.residuals_
+    np.testing.assert_array_equal(r, _residuals(p))
+    np.testing.assert_array_equal(load_predictor(p.to_json()).residuals_, r)
+    mean, _ = p.predict(X[:1])
+    # Past every residual but the most negative: the conformal floor plus one.
+    before = p.prob_below(X[:1], mean + r[0])
+    r[:] = 1e9  # the caller's copy: the calibration is untouched
+    assert p.prob_below(X[:1], mean + p.residuals_[0]) == before == 2 / 31
+    assert SVRPredictor(cv=0).fit(X, y).residuals_ is None
+    with pytest.raises(NotFittedError):
+        SVRPredictor().residuals_  # noqa: B018
+
+
 @pytest.mark.parametrize("residual", [False, True])
 def test_the_calibration_is_mapies_cross_conformal_interval(residual: bool) -> None:
     # MAPIE, the field's conformal library, is the oracle. Its cross-conformal interval
