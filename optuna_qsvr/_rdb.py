@@ -27,6 +27,8 @@ from optuna.trial import TrialState
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import update
 
+from optuna_qsvr import _lease
+
 _UNFINISHED = (TrialState.WAITING, TrialState.RUNNING)
 
 
@@ -91,13 +93,11 @@ class AtomicStateRDBStorage(optuna.storages.RDBStorage):
         return True
 
     def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
-        # A fit-lease claim request (see optuna_qsvr.pruners._model_store.try_claim) is claimed
-        # atomically rather than overwritten: behind the gRPC proxy this is the only place
-        # where a compare-and-set can happen. Every other attribute is Optuna's.
-        from optuna_qsvr.pruners import _model_store
-
-        claim = _model_store.claim_from_request(key, value)
+        # A fit-lease claim request (see optuna_qsvr._lease.try_claim) is claimed atomically
+        # rather than overwritten: behind the gRPC proxy this is the only place where a
+        # compare-and-set can happen. Every other attribute is Optuna's.
+        claim = _lease.claim_from_request(key, value)
         if claim is None:
             super().set_study_system_attr(study_id, key, value)
         else:
-            _model_store.claim_rdb(self, study_id, key, claim)
+            _lease.claim_rdb(self, study_id, key, claim)

@@ -130,7 +130,7 @@ GROUPS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "model_store": {
-        "mutate": ["optuna_qsvr/pruners/_model_store.py"],
+        "mutate": ["optuna_qsvr/pruners/_model_store.py", "optuna_qsvr/_lease.py"],
         "tests": [
             "tests/pruners_tests/test_model_store.py",
             "tests/pruners_tests/test_model_store_concurrency.py",

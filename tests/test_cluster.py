@@ -256,8 +256,8 @@ def test_direct_and_proxy_workers_on_one_study_keep_each_others_trials(
 # -- the fit lease through the proxy -------------------------------------------------------
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_one_of_many_threads_wins_a_lease_through_the_proxy(kind, tmp_path) -> None:
+    from optuna_qsvr import _lease
     from optuna_qsvr._proxy import ProxyStorage, parse_grpc_url
-    from optuna_qsvr.pruners import _model_store
     from tests.pruners_tests.test_model_store_concurrency import _threads
 
     url = _url(kind, tmp_path)
@@ -266,7 +266,7 @@ def test_one_of_many_threads_wins_a_lease_through_the_proxy(kind, tmp_path) -> N
 
     def stored(lease: str) -> dict:
         attrs = study._storage.get_study_system_attrs(study._study_id)
-        return _model_store.claim_state(attrs, lease)
+        return _lease.claim_state(attrs, lease)
 
     with _proxy(url) as grpc_url:
         host, port = parse_grpc_url(grpc_url)
@@ -275,7 +275,7 @@ def test_one_of_many_threads_wins_a_lease_through_the_proxy(kind, tmp_path) -> N
             lease = f"r9_t5:v{round_ + 1}"
 
             def claim(i: int, lease=lease) -> bool:
-                return _model_store.try_claim(clients[i], study._study_id, lease, owners[i], 60)
+                return _lease.try_claim(clients[i], study._study_id, lease, owners[i], 60)
 
             [winner] = [i for i, won in enumerate(_threads(8, claim)) if won]
             # The proxy's database claimed it: the stored claim says so.
@@ -295,7 +295,7 @@ def test_one_of_many_threads_wins_a_lease_through_the_proxy(kind, tmp_path) -> N
             )
             assert stored(lease)["owner"] == owners[winner]
             assert not any(_threads(8, claim))
-            _model_store.end_claim(clients[winner], study._study_id, lease, owners[winner])
+            _lease.end_claim(clients[winner], study._study_id, lease, owners[winner])
             assert len([won for won in _threads(8, claim) if won]) == 1
 
 
@@ -305,8 +305,8 @@ def test_lease_through_optuna_s_own_proxy_falls_back_to_write_and_read_back(tmp_
     # when the claims do not race.
     from optuna.storages._grpc.server import make_server
 
+    from optuna_qsvr import _lease
     from optuna_qsvr._proxy import ProxyStorage
-    from optuna_qsvr.pruners import _model_store
 
     url = _url("sqlite", tmp_path)
     study = optuna.create_study(storage=url)
@@ -316,12 +316,12 @@ def test_lease_through_optuna_s_own_proxy_falls_back_to_write_and_read_back(tmp_
     try:
         client = ProxyStorage(host="localhost", port=port)
         client.check(timeout=30)
-        assert _model_store.try_claim(client, study._study_id, "k:v1", "me", 60)
-        assert not _model_store.try_claim(client, study._study_id, "k:v1", "you", 60)
-        state = _model_store.claim_state(client.get_study_system_attrs(study._study_id), "k:v1")
+        assert _lease.try_claim(client, study._study_id, "k:v1", "me", 60)
+        assert not _lease.try_claim(client, study._study_id, "k:v1", "you", 60)
+        state = _lease.claim_state(client.get_study_system_attrs(study._study_id), "k:v1")
         assert state["owner"] == "me" and "atomic" not in state
-        _model_store.end_claim(client, study._study_id, "k:v1", "me")
-        assert _model_store.try_claim(client, study._study_id, "k:v1", "you", 60)
+        _lease.end_claim(client, study._study_id, "k:v1", "me")
+        assert _lease.try_claim(client, study._study_id, "k:v1", "you", 60)
     finally:
         server.stop(None)
 

@@ -80,6 +80,8 @@ def _imported_modules(path: Path) -> list[str]:
             names.extend(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
+            # ``from package import module`` imports the module too.
+            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if _MODULE_STRING.match(node.value):
                 names.append(node.value)
@@ -94,3 +96,14 @@ def test_library_imports_neither_studies_nor_benchmarks() -> None:
         if name.split(".")[0] in FORBIDDEN
     ]
     assert offenders == []
+
+
+def test_the_storage_layer_imports_no_pruner_or_predictor() -> None:
+    # docs/architecture.md: the RDB storage and the fit lease it serves sit under the pruners;
+    # a worker or the proxy opens them without loading the decision code.
+    needs = {"_rdb.py": "optuna_qsvr._lease", "_lease.py": "optuna_qsvr._records"}
+    for module, dependency in needs.items():
+        names = _imported_modules(ROOT / "optuna_qsvr" / module)
+        assert dependency in names, module
+        above = ("optuna_qsvr.pruners", "optuna_qsvr.predictors")
+        assert [n for n in names if n.startswith(above)] == [], module

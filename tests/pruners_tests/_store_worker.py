@@ -21,6 +21,7 @@ import uuid
 import optuna
 from optuna.trial import TrialState
 
+from optuna_qsvr import _lease
 from optuna_qsvr.pruners import _model_store
 from tests.pruners_tests._helpers import Recorder
 
@@ -72,9 +73,7 @@ def main(argv: list[str]) -> None:
     while not os.path.exists(go):
         time.sleep(0.001)
     if mode == "claim":
-        won = _model_store.try_claim(
-            study._storage, study._study_id, args[0], uuid.uuid4().hex, 60
-        )
+        won = _lease.try_claim(study._storage, study._study_id, args[0], uuid.uuid4().hex, 60)
         print("won" if won else "lost", flush=True)
     elif mode == "get":
         Recorder.reset(fit_seconds=0.3)

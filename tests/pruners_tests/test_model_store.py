@@ -14,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_qsvr import _records
+from optuna_qsvr import _lease, _records
 from optuna_qsvr.predictors import BasePredictor
 from optuna_qsvr.pruners import _model_store
 from tests.pruners_tests._helpers import LastValue, Recorder, add_complete
@@ -171,8 +171,8 @@ def test_a_corrupt_stored_model_is_refitted_as_the_next_version_with_a_warning()
     assert _records.read_model(_attrs(study), KEY)[0]["version"] == 5
 
 
-def _lease(study: optuna.Study, version: int = 1) -> dict | None:
-    return _model_store.claim_state(_attrs(study), _records.lock_name(KEY, version))
+def _lease_state(study: optuna.Study, version: int = 1) -> dict | None:
+    return _lease.claim_state(_attrs(study), _records.lock_name(KEY, version))
 
 
 def test_the_lease_is_held_by_this_store_while_it_fits_and_released_after() -> None:
@@ -181,13 +181,13 @@ def test_the_lease_is_held_by_this_store_while_it_fits_and_released_after() -> N
 
     class Watching(Recorder):
         def fit(self, curves, targets, params=None):
-            seen.append(_lease(study))
+            seen.append(_lease_state(study))
             return super().fit(curves, targets, params)
 
     store = _store(new=Watching)
     assert store.get(study, KEY, pool, STEP, TARGET, 1.0)[1] == ""
     assert seen[0]["owner"] == store._owner and seen[0]["expires"] > time.time()
-    released = _lease(study)
+    released = _lease_state(study)
     assert released["owner"] == store._owner and released["expires"] <= time.time()
     assert released["failed"] is None
 
@@ -202,7 +202,7 @@ def test_what_a_caller_gets_when_a_fit_fails_or_another_worker_fits() -> None:
         "predictor fit failed: RuntimeError: boom",
     )
     assert warnings == [(KEY, "predictor fit failed, ASHA decides: RuntimeError: boom")]
-    failed = _lease(study)
+    failed = _lease_state(study)
     assert failed["owner"] == store._owner and failed["failed"] == "RuntimeError: boom"
     assert failed["expires"] > time.time()  # a pause before anyone retries
     # Within the pause nobody retries, and the reason names the failure.
@@ -212,7 +212,7 @@ def test_what_a_caller_gets_when_a_fit_fails_or_another_worker_fits() -> None:
     )
     assert Recorder.fits == 1
     # Another worker holding a lease: nothing to serve yet, and the reason says why.
-    assert _model_store.try_claim(study._storage, study._study_id, "r9_t6:v1", "other", 60)
+    assert _lease.try_claim(study._storage, study._study_id, "r9_t6:v1", "other", 60)
     assert _store().get(study, "r9_t6", pool, 6, TARGET, 1.0) == (
         None,
         "predictor being fitted by another worker",
@@ -230,7 +230,7 @@ def test_a_failed_refit_keeps_serving_the_model_it_had() -> None:
     # Version 1 serves, as this process has it (not parsed again from the storage); the
     # failure is recorded on version 2's lease.
     assert store.get(study, KEY, grown, STEP, TARGET, 1.0) == (fitted, "")
-    assert Recorder.fits == 1 and _lease(study, 2)["failed"] == "RuntimeError: boom"
+    assert Recorder.fits == 1 and _lease_state(study, 2)["failed"] == "RuntimeError: boom"
     # Asked again within the failure's pause: the lease is refused, the old model serves.
     assert store.get(study, KEY, grown, STEP, TARGET, 1.0) == (fitted, "")
     assert Recorder.fits == 1
@@ -261,11 +261,11 @@ def test_rdb_storages_behind_optunas_cache_take_the_atomic_claim(tmp_path, monke
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'lease.db'}")
     assert type(study._storage).__name__ == "_CachedStorage"
     calls = []
-    real = _model_store._claim_rdb
+    real = _lease._claim_rdb
     monkeypatch.setattr(
-        _model_store, "_claim_rdb", lambda storage, *a: calls.append(storage) or real(storage, *a)
+        _lease, "_claim_rdb", lambda storage, *a: calls.append(storage) or real(storage, *a)
     )
-    assert _model_store.try_claim(study._storage, study._study_id, "k:v1", "me", 60)
+    assert _lease.try_claim(study._storage, study._study_id, "k:v1", "me", 60)
     assert calls == [study._storage._backend]
 
 
@@ -275,9 +275,9 @@ def test_in_memory_claims_take_the_process_lock_without_waiting(monkeypatch) -> 
     def no_wait(seconds: float) -> None:
         raise AssertionError(f"an in-memory claim waited {seconds} s")
 
-    monkeypatch.setattr(_model_store.time, "sleep", no_wait)
-    assert _model_store.try_claim(study._storage, study._study_id, "k:v1", "me", 60) is True
-    assert _model_store.try_claim(study._storage, study._study_id, "k:v1", "you", 60) is False
+    monkeypatch.setattr(_lease.time, "sleep", no_wait)
+    assert _lease.try_claim(study._storage, study._study_id, "k:v1", "me", 60) is True
+    assert _lease.try_claim(study._storage, study._study_id, "k:v1", "you", 60) is False
 
 
 def test_without_compare_and_set_a_claim_overwritten_meanwhile_is_lost(tmp_path, monkeypatch):
@@ -298,17 +298,17 @@ def test_without_compare_and_set_a_claim_overwritten_meanwhile_is_lost(tmp_path,
 
         return other_writes
 
-    monkeypatch.setattr(_model_store.time, "sleep", racing("k:v1", 1e12))
-    assert _model_store.try_claim(storage, study._study_id, "k:v1", "me", 60) is False
+    monkeypatch.setattr(_lease.time, "sleep", racing("k:v1", 1e12))
+    assert _lease.try_claim(storage, study._study_id, "k:v1", "me", 60) is False
     assert waits == [0.2]
     # The other worker read the same clock, so its claim expires when this one's would: the
     # owner, not the expiry, says whose it is.
     clock = SimpleNamespace(time=lambda: 1000.0, sleep=racing("k:v3", 1060.0))
-    monkeypatch.setattr(_model_store, "time", clock)
-    assert _model_store.try_claim(storage, study._study_id, "k:v3", "me", 60) is False
+    monkeypatch.setattr(_lease, "time", clock)
+    assert _lease.try_claim(storage, study._study_id, "k:v3", "me", 60) is False
     assert _attrs(study)[_records.lock_attr("k:v3")] == {"owner": "other", "expires": 1060.0}
     monkeypatch.undo()
-    assert _model_store.try_claim(storage, study._study_id, "k:v2", "me", 60) is True
+    assert _lease.try_claim(storage, study._study_id, "k:v2", "me", 60) is True
 
 
 def test_a_claim_request_is_one_only_on_a_lease_key_and_well_formed(tmp_path) -> None:
@@ -318,21 +318,21 @@ def test_a_claim_request_is_one_only_on_a_lease_key_and_well_formed(tmp_path) ->
 
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
     study = optuna.create_study(storage=storage)
-    assert _model_store.try_claim(storage, study._study_id, "k:v1", "me", 60)
-    written = _model_store.claim_state(_attrs(study), "k:v1")
+    assert _lease.try_claim(storage, study._study_id, "k:v1", "me", 60)
+    written = _lease.claim_state(_attrs(study), "k:v1")
     assert written["request"] == "claim" and "atomic" not in written
     key = _records.lock_attr("k:v1")
-    assert _model_store.claim_from_request(key, written) == {
+    assert _lease.claim_from_request(key, written) == {
         "owner": "me",
         "expires": written["expires"],
         "atomic": True,
     }
-    assert _model_store.claim_from_request(key, {**written, "expires": 7}) == {
+    assert _lease.claim_from_request(key, {**written, "expires": 7}) == {
         "owner": "me",
         "expires": 7,
         "atomic": True,
     }
-    assert _model_store.claim_from_request(_records.MODEL_PREFIX + "k", written) is None
+    assert _lease.claim_from_request(_records.MODEL_PREFIX + "k", written) is None
     for bad in (
         {**written, "request": "release"},
         {k: v for k, v in written.items() if k != "request"},
@@ -341,7 +341,7 @@ def test_a_claim_request_is_one_only_on_a_lease_key_and_well_formed(tmp_path) ->
         {**written, "expires": True},
         ["me", 7, "claim"],
     ):
-        assert _model_store.claim_from_request(key, bad) is None, bad
+        assert _lease.claim_from_request(key, bad) is None, bad
 
 
 def test_through_a_server_that_claims_atomically_the_answer_needs_no_wait(
@@ -369,22 +369,22 @@ def test_through_a_server_that_claims_atomically_the_answer_needs_no_wait(
         def no_wait(seconds: float) -> None:
             raise AssertionError(f"an atomic claim waited {seconds} s")
 
-        monkeypatch.setattr(_model_store.time, "sleep", no_wait)
-        assert _model_store.try_claim(client, study._study_id, "k:v1", "me", 60) is True
-        stored = _model_store.claim_state(client.get_study_system_attrs(study._study_id), "k:v1")
+        monkeypatch.setattr(_lease.time, "sleep", no_wait)
+        assert _lease.try_claim(client, study._study_id, "k:v1", "me", 60) is True
+        stored = _lease.claim_state(client.get_study_system_attrs(study._study_id), "k:v1")
         assert stored == {"owner": "me", "expires": stored["expires"], "atomic": True}
-        assert _model_store.try_claim(client, study._study_id, "k:v1", "you", 60) is False
-        _model_store.end_claim(client, study._study_id, "k:v1", "me")
-        assert _model_store.try_claim(client, study._study_id, "k:v1", "you", 60) is True
+        assert _lease.try_claim(client, study._study_id, "k:v1", "you", 60) is False
+        _lease.end_claim(client, study._study_id, "k:v1", "me")
+        assert _lease.try_claim(client, study._study_id, "k:v1", "you", 60) is True
     finally:
         server.stop(None)
 
 
 def test_a_lease_expiring_now_is_expired() -> None:
-    assert _model_store._live({"expires": 5.0}, 4.999)
-    assert not _model_store._live({"expires": 5.0}, 5.0)
-    assert not _model_store._live({"expires": "5"}, 0.0)
-    assert not _model_store._live(None, 0.0)
+    assert _lease._live({"expires": 5.0}, 4.999)
+    assert not _lease._live({"expires": 5.0}, 5.0)
+    assert not _lease._live({"expires": "5"}, 0.0)
+    assert not _lease._live(None, 0.0)
 
 
 def test_fit_info_reaches_the_header_for_a_predictor_with_cross_validation() -> None:

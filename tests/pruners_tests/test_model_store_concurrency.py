@@ -28,7 +28,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_qsvr import _records
+from optuna_qsvr import _lease, _records
 from optuna_qsvr.pruners import _model_store
 from tests.conftest import make_storage
 from tests.pruners_tests._helpers import FIT_LOG_ENV, LastValue, Recorder, add_complete
@@ -137,16 +137,16 @@ def test_one_of_many_threads_wins_a_fresh_or_an_expired_lease(kind, tmp_path) ->
 
         def claim(i: int, lease=lease) -> bool:
             s = studies[i]
-            return _model_store.try_claim(s._storage, s._study_id, lease, owners[i], 60)
+            return _lease.try_claim(s._storage, s._study_id, lease, owners[i], 60)
 
         winners = [i for i, won in enumerate(_threads(8, claim)) if won]
         assert len(winners) == 1, winners
-        state = _model_store.claim_state(_attrs(shared), lease)
+        state = _lease.claim_state(_attrs(shared), lease)
         assert state["owner"] == owners[winners[0]] and state["expires"] > time.time() + 50
         # While live, no one (not even the holder) claims it again.
         assert not any(_threads(8, claim))
         # Released (expired at once): one of the racers takes it over by compare-and-set.
-        _model_store.end_claim(shared._storage, shared._study_id, lease, owners[winners[0]])
+        _lease.end_claim(shared._storage, shared._study_id, lease, owners[winners[0]])
         assert len([won for won in _threads(8, claim) if won]) == 1
 
 
@@ -175,7 +175,7 @@ def test_a_killed_fitter_blocks_fits_until_its_lease_expires(kind, tmp_path) -> 
     study = optuna.load_study(storage=url, study_name=name)
     pool = study.get_trials(states=(TrialState.COMPLETE,))
     store = make_store()
-    state = _model_store.claim_state(_attrs(study), "r9_t5:v1")
+    state = _lease.claim_state(_attrs(study), "r9_t5:v1")
     assert state["owner"] != store._owner and state["expires"] > time.time()
     # The dead worker's lease is still live: no fit here, and the reason says why.
     model, why = store.get(study, "r9_t5", pool, 5, 9, 1.0)
@@ -187,7 +187,7 @@ def test_a_killed_fitter_blocks_fits_until_its_lease_expires(kind, tmp_path) -> 
     assert model is not None and why == "" and Recorder.fits == 1
     header, _text = _records.read_model(_attrs(study), "r9_t5")
     assert header["version"] == 1 and header["kind"] == "test-recorder"
-    released = _model_store.claim_state(_attrs(study), "r9_t5:v1")
+    released = _lease.claim_state(_attrs(study), "r9_t5:v1")
     assert released["owner"] == store._owner and released["expires"] <= time.time()
     assert released["failed"] is None
     assert log.read_text().count("\n") == 1  # the killed fit, never finished
@@ -307,7 +307,7 @@ def test_a_failed_fit_is_not_retried_before_its_pause(kind, tmp_path, monkeypatc
     model, why = failing.get(study, "r9_t5", pool, 5, 9, 1.0)
     assert model is None and why == "predictor fit failed: RuntimeError: QPU unreachable"
     assert warnings == ["predictor fit failed, ASHA decides: RuntimeError: QPU unreachable"]
-    state = _model_store.claim_state(_attrs(study), "r9_t5:v1")
+    state = _lease.claim_state(_attrs(study), "r9_t5:v1")
     assert state["failed"] == "RuntimeError: QPU unreachable"
     assert pause - 1.0 < state["expires"] - time.time() <= pause
     Recorder.reset()  # the annealer is back
@@ -325,7 +325,7 @@ def test_a_failed_fit_is_not_retried_before_its_pause(kind, tmp_path, monkeypatc
     results = _threads(4, ask)
     assert Recorder.fits == 1
     assert sum(model is not None for model, _why in results) >= 1
-    state = _model_store.claim_state(_attrs(study), "r9_t5:v1")
+    state = _lease.claim_state(_attrs(study), "r9_t5:v1")
     assert state["failed"] is None
     assert _records.read_model(_attrs(study), "r9_t5")[0]["version"] == 1
     assert failing.get(study, "r9_t5", pool, 5, 9, 1.0)[0] is not None  # loaded, not refitted
@@ -335,24 +335,24 @@ def test_a_failed_fit_is_not_retried_before_its_pause(kind, tmp_path, monkeypatc
 def test_lease_seconds_bounds_a_claim() -> None:
     study = optuna.create_study()
     before = time.time()
-    assert _model_store.try_claim(study._storage, study._study_id, "k:v1", "me", 7.5)
-    state = _model_store.claim_state(_attrs(study), "k:v1")
+    assert _lease.try_claim(study._storage, study._study_id, "k:v1", "me", 7.5)
+    state = _lease.claim_state(_attrs(study), "k:v1")
     assert before + 7.5 <= state["expires"] <= time.time() + 7.5
     assert state["owner"] == "me"
-    assert _model_store.claim_state({_records.lock_attr("k:v1"): "garbage"}, "k:v1") is None
+    assert _lease.claim_state({_records.lock_attr("k:v1"): "garbage"}, "k:v1") is None
     # A malformed stored lease is no live lease: it is taken over.
     study._storage.set_study_system_attr(study._study_id, _records.lock_attr("k:v2"), "garbage")
-    assert _model_store.try_claim(study._storage, study._study_id, "k:v2", "me", 1)
+    assert _lease.try_claim(study._storage, study._study_id, "k:v2", "me", 1)
 
 
 def test_lease_on_a_journal_storage(tmp_path) -> None:
     """No compare-and-set there: write, wait, read back; two sequential claims still exclude."""
     storage = make_storage("journal", tmp_path)
     study = optuna.create_study(storage=storage)
-    assert _model_store.try_claim(storage, study._study_id, "k:v1", "a", 60)
-    assert not _model_store.try_claim(storage, study._study_id, "k:v1", "b", 60)
-    _model_store.end_claim(storage, study._study_id, "k:v1", "a")
-    assert _model_store.try_claim(storage, study._study_id, "k:v1", "b", 60)
+    assert _lease.try_claim(storage, study._study_id, "k:v1", "a", 60)
+    assert not _lease.try_claim(storage, study._study_id, "k:v1", "b", 60)
+    _lease.end_claim(storage, study._study_id, "k:v1", "a")
+    assert _lease.try_claim(storage, study._study_id, "k:v1", "b", 60)
 
 
 def test_lease_seconds_of_the_pruner_reach_the_store() -> None:
@@ -386,7 +386,7 @@ def test_a_worker_that_read_before_a_publish_does_not_fit_again(
     late = make_store()
     model, why = late.get(study, "r9_t5", pool, 5, 9, 1.0)
     assert model is not None and why == "" and Recorder.fits == 1
-    state = _model_store.claim_state(_attrs(study), "r9_t5:v1")
+    state = _lease.claim_state(_attrs(study), "r9_t5:v1")
     assert state["owner"] == late._owner and state["expires"] <= time.time()
 
 
@@ -466,7 +466,7 @@ def test_a_cached_model_serves_while_another_worker_refits() -> None:
         add_complete(study, {s: 0.5 / (s + i) for s in range(1, 10)})
     pool = study.get_trials(states=(TrialState.COMPLETE,))
     # Another worker holds the lease of version 2: this one keeps forecasting with version 1.
-    assert _model_store.try_claim(study._storage, study._study_id, "r9_t5:v2", "other", 60)
+    assert _lease.try_claim(study._storage, study._study_id, "r9_t5:v2", "other", 60)
     model, why = mine.get(study, "r9_t5", pool, 5, 9, 1.0)
     assert model is not None and why == "" and Recorder.fits == 1
     # A fresh worker loads version 1 from the storage and serves it meanwhile too.
@@ -502,13 +502,13 @@ def test_leases_of_two_studies_in_one_database_are_apart(tmp_path) -> None:
     stale = {"owner": "gone", "expires": 0.0}
     for study in (one, two):
         study._storage.set_study_system_attr(study._study_id, _records.lock_attr("k:v1"), stale)
-    assert _model_store.try_claim(one._storage, one._study_id, "k:v1", "me", 60)
-    assert _model_store.claim_state(_attrs(two), "k:v1") == stale  # untouched
-    assert _model_store.try_claim(two._storage, two._study_id, "k:v1", "you", 60)
-    assert _model_store.claim_state(_attrs(one), "k:v1")["owner"] == "me"
+    assert _lease.try_claim(one._storage, one._study_id, "k:v1", "me", 60)
+    assert _lease.claim_state(_attrs(two), "k:v1") == stale  # untouched
+    assert _lease.try_claim(two._storage, two._study_id, "k:v1", "you", 60)
+    assert _lease.claim_state(_attrs(one), "k:v1")["owner"] == "me"
     # A fresh lease name is claimed in each study by its own row.
-    assert _model_store.try_claim(one._storage, one._study_id, "k:v9", "me", 60)
-    assert _model_store.try_claim(two._storage, two._study_id, "k:v9", "you", 60)
+    assert _lease.try_claim(one._storage, one._study_id, "k:v9", "me", 60)
+    assert _lease.try_claim(two._storage, two._study_id, "k:v9", "you", 60)
 
 
 def test_taking_over_a_stale_lease_leaves_the_other_leases_alone(tmp_path) -> None:
@@ -518,8 +518,8 @@ def test_taking_over_a_stale_lease_leaves_the_other_leases_alone(tmp_path) -> No
     stale = {"owner": "gone", "expires": 0.0, "failed": "RuntimeError: outage"}
     for name in ("r9_t5:v1", "r9_t6:v1"):
         study._storage.set_study_system_attr(study._study_id, _records.lock_attr(name), stale)
-    assert _model_store.try_claim(study._storage, study._study_id, "r9_t5:v1", "me", 60)
-    assert _model_store.claim_state(_attrs(study), "r9_t5:v1")["owner"] == "me"
-    assert _model_store.claim_state(_attrs(study), "r9_t6:v1") == stale
-    assert _model_store.try_claim(study._storage, study._study_id, "r9_t6:v1", "you", 60)
-    assert _model_store.claim_state(_attrs(study), "r9_t6:v1")["owner"] == "you"
+    assert _lease.try_claim(study._storage, study._study_id, "r9_t5:v1", "me", 60)
+    assert _lease.claim_state(_attrs(study), "r9_t5:v1")["owner"] == "me"
+    assert _lease.claim_state(_attrs(study), "r9_t6:v1") == stale
+    assert _lease.try_claim(study._storage, study._study_id, "r9_t6:v1", "you", 60)
+    assert _lease.claim_state(_attrs(study), "r9_t6:v1")["owner"] == "you"

@@ -17,8 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_qsvr import SwiftHyperbandPruner, _records
-from optuna_qsvr.pruners import _model_store
+from optuna_qsvr import SwiftHyperbandPruner, _lease, _records
 from tests.pruners_tests._helpers import (
     LastValue,
     add_complete,
@@ -216,11 +215,11 @@ def test_a_new_storage_never_inherits_a_freed_ones_decisions() -> None:
         ]
 
     gc.collect()
-    locks = len(_model_store._memory_locks)
+    locks = len(_lease._memory_locks)
     first = run()
     gc.collect()  # the first study and its storage are gone, and their caches with them
     assert len(pruner._indexes) == len(pruner._done) == len(pruner._store._models) == 0
-    assert len(_model_store._memory_locks) == locks  # its fit lease's lock too
+    assert len(_lease._memory_locks) == locks  # its fit lease's lock too
     assert run() == first
     assert any(state == TrialState.PRUNED for state, _ in first[0])
 
