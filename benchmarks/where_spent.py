@@ -89,8 +89,8 @@ CUT = ("reached", "promoted", "rescue", "median", "look", "stopped", "finished")
 
 def last_cut(study: optuna.Study, runs: list, regime_of: list[str], late: int) -> dict[str, int]:
     """The forecast regime's promotion records at the last rung end ``late``, by outcome (see
-    the module's docstring): successive halving's promotions, the rules' keeps by the rule
-    that named itself first in the reason, the stops, and how many promoted or kept finished."""
+    the module's docstring): successive halving's promotions, the rules' keeps by rule, the
+    stops, and how many promoted or kept finished."""
     tally = dict.fromkeys(CUT, 0)
     finished = {run.number for run in runs if run.final is not None}
     for trial in study.get_trials(deepcopy=False):
@@ -104,13 +104,14 @@ def last_cut(study: optuna.Study, runs: list, regime_of: list[str], late: int) -
         if record["decision"] == "stopped":
             tally["stopped"] += 1
             continue
-        reason = record.get("reason") or ""
-        if not record.get("rescued") and not reason.startswith("second look"):
-            tally["promoted"] += 1
-        elif reason.startswith("median"):
-            tally["median"] += 1
-        elif reason.startswith("second look"):
+        # The second look marks what it spares with the crowd's share; a rescue, with
+        # ``rescued`` and a reason naming its rule.
+        if "crowd" in record:
             tally["look"] += 1
+        elif not record.get("rescued"):
+            tally["promoted"] += 1
+        elif (record.get("reason") or "").startswith("median"):
+            tally["median"] += 1
         else:
             tally["rescue"] += 1
         tally["finished"] += trial.number in finished
