@@ -52,7 +52,7 @@ def main() -> None:
         final = table.max_step
         # The pruners' own predictor factories: the same settings as in the benchmark.
         factories = {
-            method: make_pruner(method, max_resource=final, table=table)._store._new_predictor
+            method: make_pruner(method, max_resource=final, table=table).new_predictor
             for method in ("swift-svr", "swift-qsvr")
         }
         rows: dict[tuple[int, str], list[tuple[float, float, float]]] = {}

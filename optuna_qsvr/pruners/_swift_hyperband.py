@@ -247,7 +247,7 @@ class SwiftHyperbandPruner(BasePruner):
         self._hyperband = dataclasses.replace(self._schedule, weights=None)
         self._regimes = o.mode == "forecast" and o.min_rank_persistence is not None
         self._store = ModelStore(
-            self._new_predictor,
+            self.new_predictor,
             min_train_curves=o.min_train_curves,
             max_train_curves=o.max_train_curves,
             refit_every=o.refit_every,
@@ -287,6 +287,30 @@ class SwiftHyperbandPruner(BasePruner):
     def rules(self) -> tuple[_rules.DecisionRule, ...]:
         """The decision rules, in precedence order."""
         return self._options.rules
+
+    def new_predictor(self) -> BasePredictor:
+        """An unfitted predictor, made as the pruner makes one for each of its models: the
+        ``predictor`` option (a named one with the pruner's ``features`` and
+        ``residual_target``, and in the forecast mode 5-fold out-of-fold residuals, which its
+        calibrated chances read), or a copy of a template, or the factory's product. For
+        fitting the pruner's model on curves of your own."""
+        spec = self._options.predictor
+        if isinstance(spec, str):
+            from optuna_qsvr.predictors import make_predictor
+
+            # The forecast mode's decisions need an error model: out-of-fold residuals.
+            cv = {"cv": 5} if self._options.mode == "forecast" else {}
+            return make_predictor(
+                spec, features=self._options.features, residual=self._options.residual_target, **cv
+            )
+        if isinstance(spec, BasePredictor):
+            return copy.deepcopy(spec)
+        made = spec()
+        if not isinstance(made, BasePredictor):
+            raise TypeError(
+                f"predictor factory returned {type(made).__name__}, not a BasePredictor"
+            )
+        return made
 
     def bracket_of(self, study_name: str, trial_number: int) -> int:
         """The bracket a trial gets when it runs with forecasts: known before it runs, the
@@ -652,25 +676,6 @@ class SwiftHyperbandPruner(BasePruner):
         name = _records.write_decision(study._storage, trial._trial_id, record)
         self._done_of(study)[trial._trial_id].add(name)
         return record["decision"] == "pruned"
-
-    def _new_predictor(self) -> BasePredictor:
-        spec = self._options.predictor
-        if isinstance(spec, str):
-            from optuna_qsvr.predictors import make_predictor
-
-            # The forecast mode's decisions need an error model: out-of-fold residuals.
-            cv = {"cv": 5} if self._options.mode == "forecast" else {}
-            return make_predictor(
-                spec, features=self._options.features, residual=self._options.residual_target, **cv
-            )
-        if isinstance(spec, BasePredictor):
-            return copy.deepcopy(spec)
-        made = spec()
-        if not isinstance(made, BasePredictor):
-            raise TypeError(
-                f"predictor factory returned {type(made).__name__}, not a BasePredictor"
-            )
-        return made
 
     def _warn_once(self, study: optuna.study.Study, key: str, message: str) -> None:
         tag = (study._study_id, message.split(":")[0] + key)

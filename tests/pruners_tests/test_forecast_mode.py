@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
+from sklearn.exceptions import NotFittedError
 
 from optuna_qsvr import SVRPredictor, SwiftHyperbandPruner, _records
 from optuna_qsvr.predictors import BasePredictor, ModelFormatError
@@ -421,12 +422,31 @@ def test_rescue_reads_true_and_false_as_the_default_and_none() -> None:
 
 def test_named_predictors_get_an_error_model_in_forecast_mode() -> None:
     pruner = SwiftHyperbandPruner(max_resource=9, mode="forecast", predictor="qsvr")
-    made = pruner._new_predictor()
+    made = pruner.new_predictor()
     assert made.cv == 5 and made.residual  # calibration needs out-of-fold residuals
     assert (
-        SwiftHyperbandPruner(max_resource=9, mode="paper", predictor="qsvr")._new_predictor().cv
+        SwiftHyperbandPruner(max_resource=9, mode="paper", predictor="qsvr").new_predictor().cv
         == 0
     )
+
+
+def test_new_predictor_is_an_unfitted_copy_the_user_can_fit() -> None:
+    template = SVRPredictor(C=3.0, cv=5)
+    pruner = SwiftHyperbandPruner(max_resource=9, predictor=template)
+    made = pruner.new_predictor()
+    assert made is not template and made.estimator_params == template.estimator_params
+    rng = np.random.default_rng(0)
+    curves = np.cumsum(rng.uniform(0.0, 0.1, size=(20, 4)), axis=1)
+    made.fit(curves, curves[:, -1] + 0.05)
+    assert made.residuals_ is not None
+    # Fitting the copy leaves the pruner's template, and the next copy, unfitted.
+    for unfitted in (template, pruner.new_predictor()):
+        with pytest.raises(NotFittedError):
+            unfitted.predict(curves)
+    named = SwiftHyperbandPruner(max_resource=9, features=("curve", "diff1")).new_predictor()
+    assert named.features == ("curve", "diff1")
+    with pytest.raises(TypeError, match="returned dict, not a BasePredictor"):
+        SwiftHyperbandPruner(max_resource=9, predictor=dict).new_predictor()
 
 
 def test_svr_prob_below_is_the_conformal_rank_of_out_of_fold_residuals() -> None:
