@@ -62,6 +62,11 @@ INSTALL_HINTS = {
     "google": _EXTRA.format("grpc"),
     # SQLAlchemy's driver for a plain postgresql:// URL; the extra installs psycopg 3.
     "psycopg2": _EXTRA.format("postgresql") + " and write the URL as postgresql+psycopg://...",
+    # MySQL works through Optuna's RDBStorage but is not one of the storages tested here.
+    "MySQLdb": "pip install PyMySQL and write the URL as mysql+pymysql://... (MySQL is untested"
+    " with optuna-qsvr; SQLite and PostgreSQL are)",
+    "pymysql": "pip install PyMySQL (MySQL is untested with optuna-qsvr; SQLite and PostgreSQL"
+    " are)",
 }
 
 

@@ -235,6 +235,7 @@ def new_regime(
     copy of the user attributes taken when the trial started, which lacks the ``swift:bracket``
     written later, while the system attributes are read from the storage."""
     return {
+        "v": RECORD_VERSION,
         "regime": regime,
         "persistence": persistence if math.isfinite(persistence) else None,
         "pairs": pairs,
@@ -259,6 +260,9 @@ def regime_of_trial(system_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     """The regime record of a trial, or ``None`` if absent or malformed."""
     record = system_attrs.get(REGIME_ATTR)
     if not isinstance(record, Mapping) or record.get("regime") not in REGIMES:
+        return None
+    # No version: written before regime records carried one, with the same fields.
+    if record.get("v", RECORD_VERSION) != RECORD_VERSION:
         return None
     persistence, pairs = record.get("persistence"), record.get("pairs")
     if persistence is not None and not (_is_number(persistence) and -1.0 <= persistence <= 1.0):
@@ -410,6 +414,10 @@ def validate_header(header: Any, key: str) -> None:
         raise ModelFormatError(f"model header for {key}: fit_seconds is not finite")
     if header.get("v", RECORD_VERSION) != RECORD_VERSION:
         raise ModelFormatError(f"model header for {key}: record version {header.get('v')!r}")
+    # Loading compares the fit's settings with the pruner's, key by key.
+    settings = header.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        raise ModelFormatError(f"model header for {key}: settings is a {type(settings).__name__}")
 
 
 def model_headers(attrs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -174,3 +174,25 @@ def test_missing_database_driver_names_the_extra(tmp_path) -> None:
         done = _cli(*command, blocked=("psycopg",), cwd=tmp_path)
         _one_line_error(done, 'pip install "optuna-qsvr[postgresql]"')
         assert "not-a-real-password" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("scheme", "blocked", "hint"),
+    [
+        ("mysql", "MySQLdb", "pip install PyMySQL and write the URL as mysql+pymysql://"),
+        ("mysql+pymysql", "pymysql", "pip install PyMySQL"),
+    ],
+)
+def test_a_missing_mysql_driver_is_one_line_without_the_password(
+    tmp_path, scheme, blocked, hint
+) -> None:
+    url = f"{scheme}://bob:S3CRETpw@127.0.0.1/none"
+    curves = next(CURVES.glob("*.csv.gz"))
+    worker = ["worker", "--curves", str(curves), "--storage", url, "--study-name", "s"]
+    for command in (
+        [*worker, "--direction", "minimize", "--budget", "1"],
+        ["report", "--storage", url],
+    ):
+        done = _cli(*command, blocked=(blocked,), cwd=tmp_path)
+        _one_line_error(done, f"{blocked} is not installed", hint)
+        assert "S3CRETpw" not in done.stderr + done.stdout

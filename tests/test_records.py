@@ -422,6 +422,8 @@ def test_a_header_with_one_wrong_field_is_rejected(field, value) -> None:
         ({"fit_seconds": math.nan}, "not finite"),
         ({"v": _records.RECORD_VERSION + 1}, "record version"),
         ({"v": None}, "record version"),
+        ({"settings": "abc"}, "settings is a str"),
+        ({"settings": [1]}, "settings is a list"),
     ],
 )
 def test_a_header_out_of_range_is_rejected(change, match) -> None:
@@ -431,6 +433,7 @@ def test_a_header_out_of_range_is_rejected(change, match) -> None:
     # Limits themselves are accepted.
     _records.validate_header(dict(header, chunks=1, version=1, fit_seconds=0), "k")
     _records.validate_header(dict(header, chunks=_records.MAX_CHUNKS), "k")
+    _records.validate_header(dict(header, settings={"alpha": 0.1}), "k")
     with pytest.raises(ModelFormatError, match="not a mapping"):
         _records.validate_header([header], "k")
 
@@ -588,21 +591,31 @@ def test_only_a_stop_gets_a_dashboard_line() -> None:
 
 
 # -- regime records ------------------------------------------------------------------------
-_REGIME = {"regime": "forecast", "persistence": 0.62, "pairs": 40, "threshold": 0.5, "bracket": 2}
+_REGIME = {
+    "v": 1,
+    "regime": "forecast",
+    "persistence": 0.62,
+    "pairs": 40,
+    "threshold": 0.5,
+    "bracket": 2,
+}
 
 
 def test_a_regime_record_round_trips_and_an_unmeasured_persistence_is_null() -> None:
     assert _records.new_regime("forecast", 0.62, 40, 0.5, 2) == _REGIME
     unmeasured = _records.new_regime("hyperband", math.nan, 0, 0.5, 0)
     assert unmeasured == {
+        "v": 1,
         "regime": "hyperband",
         "persistence": None,
         "pairs": 0,
         "threshold": 0.5,
         "bracket": 0,
     }
-    without_bracket = {k: v for k, v in _REGIME.items() if k != "bracket"}  # an older record
-    for record in (_REGIME, unmeasured, without_bracket):
+    # Older records: without a bracket, and without a version.
+    without_bracket = {k: v for k, v in _REGIME.items() if k not in ("bracket", "v")}
+    without_version = {k: v for k, v in _REGIME.items() if k != "v"}
+    for record in (_REGIME, unmeasured, without_bracket, without_version):
         stored = json.loads(json.dumps(record))
         assert _records.regime_of_trial({_records.REGIME_ATTR: stored}) == record
     # At the limits of a correlation.
@@ -630,13 +643,16 @@ def test_a_regime_record_round_trips_and_an_unmeasured_persistence_is_null() -> 
         ("bracket", 2.0),
         ("bracket", None),
         ("bracket", True),
+        ("v", _records.RECORD_VERSION + 1),
+        ("v", None),
     ],
 )
 def test_a_regime_record_with_one_wrong_field_is_malformed(field, value) -> None:
     assert _records.regime_of_trial({_records.REGIME_ATTR: {**_REGIME, field: value}}) is None
     missing = {k: v for k, v in _REGIME.items() if k != field}
-    # A missing persistence reads as not measured, a missing bracket as an older record's.
-    if field not in ("persistence", "bracket"):
+    # A missing persistence reads as not measured, a missing bracket or version as an older
+    # record's.
+    if field not in ("persistence", "bracket", "v"):
         assert _records.regime_of_trial({_records.REGIME_ATTR: missing}) is None
 
 

@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+from optuna.trial import TrialState
 
 if TYPE_CHECKING:
     import optuna
@@ -24,6 +25,16 @@ def value_at(trial: optuna.trial.FrozenTrial, step: int, sign: float) -> float |
         v = values[min(later)]
     v = sign * float(v)
     return v if math.isfinite(v) else math.inf
+
+
+def final_value(trial: optuna.trial.FrozenTrial, max_resource: int, sign: float) -> float | None:
+    """The trial's final value as a bar for the others: its finite value at ``max_resource``
+    (times ``sign``), else ``None``. A failed trial has none: like ``study.best_value``, the
+    bar counts what a study keeps, not a value reported before a crash."""
+    if trial.state == TrialState.FAIL:
+        return None
+    v = value_at(trial, max_resource, sign)
+    return v if v is not None and math.isfinite(v) else None
 
 
 def curve(trial: optuna.trial.FrozenTrial, last_step: int, sign: float) -> np.ndarray:

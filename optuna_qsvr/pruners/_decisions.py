@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from optuna_qsvr import _records
 from optuna_qsvr.predictors._base import BasePredictor
 from optuna_qsvr.pruners import _crowd, _curves, _rules
+from optuna_qsvr.pruners._model_store import FIT_FAILED
 from optuna_qsvr.pruners._schedule import Rung, decision_points
 from optuna_qsvr.pruners._trial_index import TrialIndex, sorted_median, stopped_early
 
@@ -297,7 +298,8 @@ def chance_record(
     trial's calibrated chance to beat the ``top_k``-th best final value, or the rung's
     promotion bar, is below ``alpha`` and ``spare(point)`` gives no second look; ``no-forecast``
     when the forecast failed; ``kept`` with the last forecast made (the rung's bar when it has
-    a model) when it trains on; ``None`` when no target has a model yet (Hyperband decides)."""
+    a model) when it trains on; ``None`` when no target has a model yet (Hyperband decides),
+    or ``no-forecast`` with the store's reason when a target's fit failed."""
     rung, sign, trial = view.rung, view.sign, view.trial
     try:
         own = _curves.curve(trial, point, sign)
@@ -309,13 +311,19 @@ def chance_record(
     targets = [(options.max_resource, *_final_bar(view, options))]
     if not rung.is_last:
         targets.append((rung.budget, *_rung_bar(view, options.reduction_factor)))
-    kept = None
+    kept = failed = None
     for target, bar, basis in targets:
         if bar is None or not math.isfinite(bar):
             continue
         pool = _pool(view, point, target)
-        predictor, _ = get_predictor(pool, point, target)
+        predictor, why = get_predictor(pool, point, target)
         if predictor is None:
+            if failed is None and why.startswith(FIT_FAILED):
+                # Hyperband decides, as while a model is missing, but the trial says why.
+                failed = _chance_base(view, point, target) | {
+                    "decision": "no-forecast",
+                    "reason": why,
+                }
             continue
         record = _chance_base(view, point, target)
         try:
@@ -349,7 +357,7 @@ def chance_record(
                 _spared(record, spare(point), "kept")
             return record
         kept = record
-    return kept
+    return kept if kept is not None else failed
 
 
 def _chance_base(view: RungView, point: int, target: int) -> dict[str, Any]:
@@ -374,8 +382,7 @@ def _final_bar(view: RungView, options: SwiftOptions) -> tuple[float | None, str
         finals = sorted(
             v
             for t in view.others
-            if (v := _curves.value_at(t, options.max_resource, sign)) is not None
-            and math.isfinite(v)
+            if (v := _curves.final_value(t, options.max_resource, sign)) is not None
         )
     if len(finals) < k:
         return None, ""
@@ -523,13 +530,21 @@ def forecast_record(
     )
     record.update(forecast=sign * forecast, threshold=sign * tau, threshold_basis=basis)
     try:
-        verdict = _rules.apply_rules(options.rules, context)
+        return _with_verdict(record, _rules.apply_rules(options.rules, context))
     except Exception as err:  # A broken rule falls back to ASHA, like a broken predictor.
         reason = f"rule failed: {type(err).__name__}: {err}"
         warn(key, reason)
         return dict(record, decision="no-forecast", reason=reason)
+
+
+def _with_verdict(record: dict[str, Any], verdict: _rules.Verdict) -> dict[str, Any]:
+    """``record`` with the verdict's decision, reason and extra fields; an extra field may
+    add to the record but not overwrite what the pruner wrote (a rule's own error)."""
+    clash = sorted(set(verdict.extra) & {*record, "decision", "reason"})
+    if clash:
+        raise ValueError(f"Verdict.extra would overwrite the record's {clash}")
     decision = "kept" if verdict.keep else "pruned"
-    return dict(record, **verdict.extra, decision=decision, reason=verdict.reason)
+    return {**record, **verdict.extra, "decision": decision, "reason": verdict.reason}
 
 
 def _in_flight_full(trial: FrozenTrial, key: str, t_star: int, target: int) -> bool:

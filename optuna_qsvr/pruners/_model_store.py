@@ -33,6 +33,9 @@ _logger = logging.getLogger("optuna_qsvr.pruners")
 
 # How long other workers wait before retrying a fit that failed (an annealer outage).
 FAILED_FIT_PAUSE = 300.0
+# How ModelStore.get's reason begins when a key's fit failed: the forecast mode records it on
+# the trial that Hyperband then decides.
+FIT_FAILED = "predictor fit failed"
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ class ModelStore:
             state = _lease.claim_state(storage.get_study_system_attrs(study_id), lease) or {}
             if state.get("failed"):
                 return self._stale_or_none(
-                    models.get(cache_key), f"predictor fit failed: {state['failed']}"
+                    models.get(cache_key), f"{FIT_FAILED}: {state['failed']}"
                 )
             return self._stale_or_none(
                 models.get(cache_key), "predictor being fitted by another worker"
@@ -182,7 +185,7 @@ class ModelStore:
                 reason=reason,
             )
             self._warn(study, key, f"predictor fit failed, ASHA decides: {reason}")
-            return self._stale_or_none(models.get(cache_key), f"predictor fit failed: {reason}")
+            return self._stale_or_none(models.get(cache_key), f"{FIT_FAILED}: {reason}")
         _lease.end_claim(storage, study_id, lease, self._owner)
         with self._lock:
             models[cache_key] = _Cached(model, header)
@@ -247,7 +250,16 @@ class ModelStore:
         # The class this store fits is the one to rebuild it: a user's predictor loads
         # whether or not it is registered, and a record never picks a class of its own.
         assert self._class is not None
-        return self._class.from_json(text)
+        try:
+            return self._class.from_json(text)
+        except ModelFormatError:
+            raise
+        except Exception as err:
+            # A user's from_json that fails another way: the record is as unusable, and the
+            # trial asking must not fail for it.
+            raise ModelFormatError(
+                f"{self._class.__name__}.from_json raised {type(err).__name__}: {err}"
+            ) from err
 
     @staticmethod
     def _stale_or_none(cached: _Cached | None, why: str) -> tuple[BasePredictor | None, str]:

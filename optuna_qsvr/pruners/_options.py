@@ -128,16 +128,22 @@ class SwiftOptions:
             if getattr(self, name) is None:
                 self._set(name, defaults[self.mode])
         if self.max_resource is None or isinstance(self.max_resource, str):
+            why = ": 'auto' lets workers disagree on the brackets" * (self.max_resource == "auto")
             raise ValueError(
-                f"max_resource must be an integer number of epochs, got {self.max_resource!r}: "
-                "'auto' lets workers disagree on the brackets"
+                f"max_resource must be an integer number of epochs, got {self.max_resource!r}{why}"
+            )
+        fewest = check_int("min_train_curves", self.min_train_curves, 3)
+        if isinstance(self.max_train_curves, int) and 3 <= self.max_train_curves < fewest:
+            raise ValueError(
+                f"max_train_curves ({self.max_train_curves}) must be at least min_train_curves"
+                f" ({fewest}): raise max_train_curves too"
             )
         ints = [
             ("min_resource", 1),
             ("reduction_factor", 2),
             ("max_resource", check_int("min_resource", self.min_resource, 1)),
             ("min_train_curves", 3),
-            ("max_train_curves", check_int("min_train_curves", self.min_train_curves, 3)),
+            ("max_train_curves", fewest),
             ("top_k", 1),
             # Spearman's correlation is undefined on fewer than three pairs.
             ("min_persistence_pairs", 3),
@@ -158,10 +164,10 @@ class SwiftOptions:
                 raise ValueError(f"{name} must be in {bounds}, got {value!r}")
         for name in ("checkpoint_ratio", "refit_growth"):
             value = getattr(self, name)
-            if not (_real(value) and value > 1.0):
-                raise ValueError(f"{name} must be > 1, got {value!r}")
+            if not (_real(value) and 1.0 < value < math.inf):
+                raise ValueError(f"{name} must be > 1 and finite, got {value!r}")
         if self.bracket_weights is not None:
-            weights = tuple(self.bracket_weights)
+            weights = _as_tuple(self.bracket_weights)
             finite = all(_real(w) and 0 <= w < math.inf for w in weights)
             if not weights or not finite or weights[0] <= 0:
                 raise ValueError(
@@ -180,6 +186,9 @@ class SwiftOptions:
             raise ValueError(
                 f"min_rank_persistence must be in [-1, 1] or False, got {persistence!r}"
             )
+        for name in ("residual_target", "forecast_final"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.mode == "forecast" and not isinstance(self.second_look, bool):
             raise ValueError(f"second_look must be True or False, got {self.second_look!r}")
         if self.mode == "forecast" and self.promote_among not in PROMOTE_AMONG:
@@ -203,12 +212,19 @@ class SwiftOptions:
             raise ValueError(f"fit_lease_seconds must be > 0, got {self.fit_lease_seconds!r}")
         if self.rungs not in ("optuna", "hyperband"):
             raise ValueError(f"rungs must be 'optuna' or 'hyperband', got {self.rungs!r}")
-        features = self.features
-        if isinstance(features, str) or not features or set(features) - set(FEATURE_KINDS):
+        features = _as_tuple(self.features)
+        if (
+            not features
+            or not all(isinstance(f, str) for f in features)
+            or (set(features) - set(FEATURE_KINDS))
+        ):
             raise ValueError(
-                f"features must be a non-empty subset of {FEATURE_KINDS}, got {features}"
+                f"features must be a non-empty list of names from {FEATURE_KINDS}, got"
+                f" {self.features!r}"
             )
-        self._set("features", tuple(features))
+        if len(set(features)) != len(features):
+            raise ValueError(f"features must name each block once, got {self.features!r}")
+        self._set("features", features)
         self._set("rules", self._checked_rules())
         _check_predictor(self.predictor)
 
@@ -254,3 +270,14 @@ def _check_predictor(predictor: Any) -> None:
             )
     elif not isinstance(predictor, BasePredictor) and not callable(predictor):
         raise TypeError(f"predictor must be a name or a BasePredictor, got {predictor!r}")
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    """A list option's items, or ``()`` for a value that is not a list of them: a string
+    would otherwise read as its letters, a number not at all."""
+    if isinstance(value, (str, bytes)):
+        return ()
+    try:
+        return tuple(value)
+    except TypeError:
+        return ()

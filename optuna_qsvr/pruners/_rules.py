@@ -13,6 +13,7 @@ its order is its precedence.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -220,6 +221,7 @@ def apply_rules(rules: Sequence[DecisionRule], context: DecisionContext) -> Verd
         verdict = rule.decide(context)
         if verdict is None:
             continue
+        _check_verdict(rule, verdict)
         extra.update(verdict.extra)
         if verdict.keep:
             return Verdict(True, verdict.reason, extra)
@@ -227,6 +229,21 @@ def apply_rules(rules: Sequence[DecisionRule], context: DecisionContext) -> Verd
     if not reasons:
         return Verdict(True, "no rule decided: Hyperband decides", extra)
     return Verdict(False, "; ".join(reasons), extra)
+
+
+def _check_verdict(rule: DecisionRule, verdict: Any) -> None:
+    """Raise unless ``verdict`` can go into a decision record: the record is stored as JSON,
+    and a user's rule that breaks this must fail its decision, not the storage write."""
+    name = getattr(rule, "name", type(rule).__name__)
+    if not isinstance(verdict, Verdict) or not isinstance(verdict.reason, str):
+        raise TypeError(f"rule {name!r} returned {verdict!r}, not a Verdict with a str reason")
+    extra = verdict.extra
+    if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+        raise TypeError(f"rule {name!r}: Verdict.extra must map str keys to JSON values")
+    try:
+        json.dumps(dict(extra), allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"rule {name!r}: Verdict.extra is not finite JSON data: {err}") from err
 
 
 def rung_threshold(

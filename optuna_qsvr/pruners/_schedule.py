@@ -10,12 +10,18 @@ from functools import cached_property
 
 
 def decision_points(min_resource: int, ratio: float, below: int) -> Iterator[int]:
-    """The forecast mode's geometric decision points below ``below``, ascending:
+    """The forecast mode's geometric decision points below ``below``, ascending and distinct:
     ``ceil(min_resource * ratio**k)`` for ``k = 0, 1, ...``."""
     point, k = min_resource, 0
     while point < below:
         yield point
-        k += 1
+        # The first k past this point, computed: counting k up one by one would take a
+        # billion steps per point for a ratio of 1 + 1e-9. The loops mend the float rounding.
+        last, k = k, max(k + 1, math.floor(math.log(point / min_resource, ratio)) + 1)
+        while k - 1 > last and min_resource * ratio ** (k - 1) > point:
+            k -= 1
+        while math.ceil(min_resource * ratio**k) <= point:
+            k += 1
         point = math.ceil(min_resource * ratio**k)
 
 
@@ -75,10 +81,13 @@ class Schedule:
         if self.weights is None:
             return self.bracket_sizes
         w = self.weights
-        # In thousandths, so fractional shares survive the rounding to whole trials.
+        used = [w[min(self.s_max - s, len(w) - 1)] for s in range(self.s_max + 1)]
+        # Relative to the largest weight of a bracket that exists (the first, most aggressive,
+        # is positive), so some bracket always has trials; in thousandths, so fractional
+        # shares survive the rounding to whole trials.
+        top = max(used)
         return tuple(
-            round(1000 * n * w[min(self.s_max - s, len(w) - 1)])
-            for s, n in enumerate(self.bracket_sizes)
+            round(1000 * n * u / top) for n, u in zip(self.bracket_sizes, used, strict=True)
         )
 
     def bracket_of(self, study_name: str, trial_number: int) -> int:

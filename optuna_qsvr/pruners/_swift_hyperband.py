@@ -212,7 +212,7 @@ class SwiftHyperbandPruner(BasePruner):
             full_fraction=full_fraction,
             threshold_quantile=threshold_quantile,
             predictor=predictor,
-            features=tuple(features),
+            features=features,  # type: ignore[arg-type]
             confidence=confidence,
             forecast_final=forecast_final,
             refit_every=refit_every,
@@ -233,7 +233,7 @@ class SwiftHyperbandPruner(BasePruner):
             second_look=second_look,  # type: ignore[arg-type]
             promote_among=promote_among,  # type: ignore[arg-type]
             rescue_fallback=rescue_fallback,  # type: ignore[arg-type]
-            bracket_weights=None if bracket_weights is None else tuple(bracket_weights),
+            bracket_weights=bracket_weights,  # type: ignore[arg-type]
         )
         self._schedule = Schedule(
             o.min_resource,
@@ -269,7 +269,8 @@ class SwiftHyperbandPruner(BasePruner):
         self._assigned: weakref.WeakKeyDictionary[Any, dict[int, tuple[int, str]]] = (
             weakref.WeakKeyDictionary()
         )
-        self._warned: set[tuple[int, str]] = set()
+        # Warnings given, per study (its name: in-memory studies all have id 0) and kind.
+        self._warned: set[tuple[str, int, str]] = set()
         # Per study: its trials with what decisions derive from the finished ones.
         self._indexes: weakref.WeakKeyDictionary[Any, dict[int, TrialIndex]] = (
             weakref.WeakKeyDictionary()
@@ -451,8 +452,8 @@ class SwiftHyperbandPruner(BasePruner):
                 "order; each rung is decided once, at the first step reported past its "
                 "decision step"
             )
-        if problem and (study._study_id, tag) not in self._warned:
-            self._warned.add((study._study_id, tag))
+        if problem and (study.study_name, study._study_id, tag) not in self._warned:
+            self._warned.add((study.study_name, study._study_id, tag))
             warnings.warn(
                 f"SwiftHyperbandPruner: trial {trial.number} {problem}",
                 UserWarning,
@@ -592,9 +593,10 @@ class SwiftHyperbandPruner(BasePruner):
         )
         if record is None:
             return False
-        if record["decision"] == "kept":
-            # One kept record per rung, its first forecast: the dashboard checks it against
-            # the value the trial then reaches; a prune later in the rung replaces it.
+        if record["decision"] != "pruned":
+            # One kept (or no-forecast) record per rung, its first: the dashboard checks a
+            # forecast against the value the trial then reaches, and a failing predictor
+            # costs one write per rung, not per decision point; a prune later replaces it.
             if _records.decision_attr(rung.index) not in self._done_of(study)[trial._trial_id]:
                 self._record(study, trial, record)
             return False
@@ -678,7 +680,7 @@ class SwiftHyperbandPruner(BasePruner):
         return record["decision"] == "pruned"
 
     def _warn_once(self, study: optuna.study.Study, key: str, message: str) -> None:
-        tag = (study._study_id, message.split(":")[0] + key)
+        tag = (study.study_name, study._study_id, message.split(":")[0] + key)
         if tag not in self._warned:
             self._warned.add(tag)
             _logger.warning("Swift-Hyperband, predictor %s: %s", key, message)

@@ -122,8 +122,8 @@ class TrialIndex:
         with self._lock:
 
             def add(values: list[float], trial: FrozenTrial) -> None:
-                v = _curves.value_at(trial, max_resource, sign)
-                if v is not None and math.isfinite(v):
+                v = _curves.final_value(trial, max_resource, sign)
+                if v is not None:
                     bisect.insort(values, v)
 
             done = self._scan(("finals", max_resource, sign), list, add)
@@ -131,8 +131,7 @@ class TrialIndex:
                 v
                 for t in self.running
                 if t.number != exclude
-                and (v := _curves.value_at(t, max_resource, sign)) is not None
-                and math.isfinite(v)
+                and (v := _curves.final_value(t, max_resource, sign)) is not None
             ]
             return sorted(self._values_without(done, max_resource, sign, exclude, k) + live)[:k]
 
@@ -284,7 +283,7 @@ class TrialIndex:
     ) -> list[float]:
         """The ``k`` smallest of ``values`` once the excluded trial's value is taken out."""
         own = self._own_finished(exclude)
-        v = None if own is None else _curves.value_at(own, max_resource, sign)
+        v = None if own is None else _curves.final_value(own, max_resource, sign)
         head = values[: k + 1]
         return _removed(head, v)[:k] if v is not None else head[:k]
 

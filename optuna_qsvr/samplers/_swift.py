@@ -160,6 +160,11 @@ class _StudyView(optuna.study.Study):
         self._keep = keep
         self._forecast_aware = forecast_aware
 
+    def stop(self) -> None:
+        # The flag lives on the study that optimize() watches, not on this copy of its fields:
+        # a base sampler that ends the study (GridSampler, once its grid is done) must end it.
+        self._inner.stop()
+
     def get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None
     ) -> list[FrozenTrial]:

@@ -8,6 +8,7 @@ values and forecasts, and the sign.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -324,6 +325,54 @@ def test_a_rule_that_raises_falls_back_to_asha() -> None:
     assert warned == [("r9_t5", "rule failed: ZeroDivisionError: oops")]
 
 
+class _Says:
+    """A rule answering ``verdict`` whatever it is asked."""
+
+    name = "says"
+
+    def __init__(self, verdict) -> None:
+        self.verdict = verdict
+
+    def decide(self, context):
+        return self.verdict
+
+
+@pytest.mark.parametrize(
+    "verdict",
+    [
+        "prune",
+        Verdict(False, None),
+        Verdict(False, "no", {"decision": "kept"}),
+        Verdict(False, "no", {"reason": "another"}),
+        Verdict(True, "yes", {"forecast": 0.0}),
+        Verdict(False, "no", {1: 2}),
+        Verdict(False, "no", {"score": np.float32(0.5)}),
+        Verdict(False, "no", {"score": object()}),
+        Verdict(False, "no", {"score": math.nan}),
+        Verdict(False, "no", ["score"]),
+    ],
+)
+def test_a_verdict_that_cannot_be_recorded_falls_back_to_asha(verdict) -> None:
+    # A user's rule in the paper mode: its verdict goes into a JSON record, and one that
+    # cannot is the rule's failure, never the trial's.
+    own = _trial(_curve(lambda s: 0.5), number=9)
+    record, _, _, warned = _decide(own, BASE, rules=[_Says(verdict)])
+    assert record["decision"] == "no-forecast"
+    assert record["reason"].startswith("rule failed: ")
+    assert warned == [("r9_t5", record["reason"])]
+    assert (record["bracket"], record["budget"], record["key"]) == (0, 9, "r9_t5")
+    _records.validate_decision(record)
+    json.dumps(record, allow_nan=False)
+
+
+def test_a_verdicts_extra_fields_join_the_record() -> None:
+    own = _trial(_curve(lambda s: 0.5), number=9)
+    verdict = Verdict(False, "too slow", {"score": 0.25, "votes": [1, 2]})
+    record, _, _, warned = _decide(own, BASE, rules=[_Says(verdict)])
+    assert (record["decision"], record["reason"]) == ("pruned", "too slow")
+    assert (record["score"], record["votes"]) == (0.25, [1, 2]) and not warned
+
+
 def test_a_pruned_verdict_is_recorded_with_the_forecast() -> None:
     own = _trial(_curve(lambda s: 0.5), number=9)
     record, *_ = _decide(own, BASE, keep=False)
@@ -477,6 +526,20 @@ def test_final_bar_is_the_kth_best_final_value_once_k_exist() -> None:
     )
     assert _decisions._final_bar(_view(own, finals[:1] + finals[2:3]), options)[0] == 0.5
     assert _decisions._final_bar(_view(own, finals[:2]), options) == (None, "")
+
+
+def test_a_failed_trials_last_report_is_no_final_value() -> None:
+    # A trial that reported its last epoch and then raised: the study keeps no value of it
+    # (study.best_value ignores it), so the bar does not either; a running one that reached
+    # the end counts, it is about to complete.
+    failed = _trial({1: 0.9, 3: 0.05}, number=0, state=TrialState.FAIL)
+    done = [_trial({1: 0.9, 3: v}, number=i) for i, v in ((1, 0.4), (2, 0.2))]
+    running = _trial({1: 0.9, 3: 0.3}, number=3, state=TrialState.RUNNING)
+    own = _trial({1: 0.9}, number=9, state=TrialState.RUNNING)
+    options = SwiftHyperbandPruner(max_resource=3)._options
+    assert _decisions._final_bar(_view(own, [failed, *done]), options)[0] == 0.2
+    options = SwiftHyperbandPruner(max_resource=3, top_k=2)._options
+    assert _decisions._final_bar(_view(own, [failed, *done, running]), options)[0] == 0.3
 
 
 def test_forecast_mode_ranks_rung_mates_stopped_early_below_every_value() -> None:

@@ -218,6 +218,30 @@ def test_a_broken_predictor_never_fails_a_trial(caplog, study_name) -> None:
     assert caplog.text.count("annealer exploded") == warned  # once per predictor key
 
 
+def test_a_failed_fit_is_recorded_on_the_trials_hyperband_then_decides(study_name) -> None:
+    class FailingFit(LastValuePredictor):
+        def fit(self, curves, targets, params=None):
+            raise TimeoutError("QPU unreachable")
+
+    pruner = _pruner(predictor=FailingFit())
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for value in (0.10, 0.20, 0.30):
+        _in_bracket(study, pruner, 0)
+        _trial(study, _flat(value, 9))
+    for value in (0.90, 0.95):  # the first trial fails the fit, the next reads the failure
+        _in_bracket(study, pruner, 0)
+        trial = _trial(study, _flat(value, 9))
+        assert trial.state == TrialState.COMPLETE
+        (record,) = _records.decisions(trial.system_attrs).values()
+        assert record["decision"] == "no-forecast" and record["forecast"] is None
+        assert record["reason"] == "predictor fit failed: TimeoutError: QPU unreachable"
+        assert record["key"] == "r9_t1"
+    # Too few curves is no failure: Hyperband decides and nothing is recorded.
+    fresh = optuna.create_study(pruner=_pruner(predictor=FailingFit()))
+    _in_bracket(fresh, fresh.pruner, 0)
+    assert not _records.decisions(_trial(fresh, _flat(0.5, 9)).system_attrs)
+
+
 def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
     """R=9, eta 3, bracket 1: rungs 3 and 9. Three finished trials (bracket 0) supply the
     curves; at r=3 the rung-mates are at 0.50, 0.60 and 0.70 and the trial at 0.65: ASHA (top

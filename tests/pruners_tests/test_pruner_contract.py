@@ -46,7 +46,7 @@ def test_no_report_and_step_0_mean_train_on_with_a_bool() -> None:
 
 
 def test_odd_steps_warn_once_each_in_these_words_and_good_steps_never() -> None:
-    study, _ = _study()
+    study, pruner = _study()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a trial reporting 1, 2, 3... hears nothing
         run_curve(study, flat(0.5, 9))
@@ -72,6 +72,17 @@ def test_odd_steps_warn_once_each_in_these_words_and_good_steps_never() -> None:
         f"SwiftHyperbandPruner: trial {late.number} reported step 3 after step 5: report "
         "steps in increasing order; each rung is decided once, at the first step reported "
         "past its decision step",
+    ]
+    # Another in-memory study (its id is 0 too) with the same pruner hears it again.
+    other = optuna.create_study(study_name="another", pruner=pruner)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        zero = other.ask()
+        zero.report(0.5, 0)
+        zero.should_prune()
+    assert other._study_id == study._study_id
+    assert [str(w.message)[:52] for w in caught if w.category is UserWarning] == [
+        f"SwiftHyperbandPruner: trial {zero.number} reported step 0: steps"
     ]
 
 

@@ -112,6 +112,7 @@ def test_a_trial_runs_as_hyperband_until_persistence_is_measured(tmp_path) -> No
     hyperband = SwiftHyperbandPruner(max_resource=27, bracket_weights=(1,))
     bracket = hyperband.bracket_of(study.study_name, first.number)
     assert record == {
+        "v": 1,
         "regime": "hyperband",
         "persistence": None,
         "pairs": 0,

@@ -55,3 +55,36 @@ def test_decision_points_are_geometric_and_strictly_below_the_bound() -> None:
     assert list(decision_points(1, 1.5, 26)) == [1, 2, 3, 4, 6, 8, 12, 18]  # 26 is not below
     assert list(decision_points(2, 2.0, 17)) == [2, 4, 8, 16]
     assert list(decision_points(3, 1.5, 3)) == []
+
+
+def _naive_points(min_resource: int, ratio: float, below: int) -> list[int]:
+    points, k = [], 0
+    while (point := math.ceil(min_resource * ratio**k)) < below:
+        if point not in points:
+            points.append(point)
+        k += 1
+    return points
+
+
+@pytest.mark.parametrize("ratio", [1.01, 1.1, 1.3, 1.5, 2.0, math.sqrt(3), 3.0, 10.0])
+@pytest.mark.parametrize(("min_resource", "below"), [(1, 50), (1, 243), (2, 81), (5, 400)])
+def test_decision_points_are_the_formulas_distinct_values(min_resource, ratio, below) -> None:
+    assert list(decision_points(min_resource, ratio, below)) == _naive_points(
+        min_resource, ratio, below
+    )
+
+
+def test_a_ratio_near_one_makes_every_step_a_point_without_counting_to_it() -> None:
+    # Counted up one k at a time, 1 + 1e-9 would take about 7e11 steps to pass epoch 1,000.
+    assert list(decision_points(1, 1 + 1e-9, 1000)) == list(range(1, 1000))
+    assert list(decision_points(3, 1 + 1e-12, 10)) == list(range(3, 10))
+
+
+def test_weights_of_brackets_that_do_not_exist_leave_the_others_their_trials() -> None:
+    # max_resource 2 with eta 3 has one bracket; a larger weight for a second one must not
+    # round its share to nothing.
+    schedule = Schedule(1, 2, 3, 0.5, weights=(1e-4, 1.0))
+    assert schedule.s_max == 0 and schedule.allocation == (1000,)
+    assert {schedule.bracket_of("s", n) for n in range(50)} == {0}
+    # With every bracket present the shares are those of the weights as given.
+    assert Schedule(1, 27, 3, 0.5, weights=(1.0, 0.25, 0.0)).allocation == (0, 0, 3000, 27000)

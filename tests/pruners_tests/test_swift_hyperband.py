@@ -268,6 +268,62 @@ def test_hostile_model_record_is_rejected_and_refitted(study_name) -> None:
     assert record["version"] == 2 and record["kind"] == "svr"
 
 
+def test_a_header_whose_settings_are_not_a_mapping_is_rejected_and_refitted(study_name) -> None:
+    pruner = SwiftHyperbandPruner(
+        mode="paper", max_resource=9, min_train_curves=3, full_fraction=0.0
+    )
+    study = optuna.create_study(study_name=study_name, pruner=pruner)
+    for value in (0.1, 0.2, 0.3):
+        _add_complete(study, value, 9)
+    plant_hostile_model(study, "r9_t5", "svr")
+    header = study._storage.get_study_system_attrs(study._study_id)[_records.model_attr("r9_t5")]
+    study._storage.set_study_system_attr(
+        study._study_id, _records.model_attr("r9_t5"), dict(header, settings="abc")
+    )
+    _ask_in_bracket(study, pruner, 0)
+    trial = _run_curve(study, _flat(0.15, 9))
+    assert trial.state == TrialState.COMPLETE
+    assert _decision(trial, 0)["forecast"] is not None
+    (record,) = fit_records(study)
+    assert record["version"] == 2 and record["kind"] == "svr"
+
+
+def test_a_from_json_that_raises_anything_is_a_rejected_record(caplog, study_name) -> None:
+    # A user's predictor whose from_json fails with another error than ModelFormatError:
+    # the workers that load its model refit it instead of failing their trials.
+    class Brittle(LastValuePredictor):
+        @classmethod
+        def from_json(cls, text: str):
+            raise KeyError("offset")
+
+    def pruner() -> SwiftHyperbandPruner:
+        return SwiftHyperbandPruner(
+            mode="paper",
+            max_resource=9,
+            min_train_curves=3,
+            full_fraction=0.0,
+            predictor=Brittle(),
+        )
+
+    first = pruner()
+    study = optuna.create_study(study_name=study_name, pruner=first)
+    for value in (0.1, 0.2, 0.3):
+        _add_complete(study, value, 9)
+    _ask_in_bracket(study, first, 0)
+    _run_curve(study, _flat(0.15, 9))
+    assert [r["version"] for r in fit_records(study)] == [1]
+    # Another worker: a fresh pruner on the same storage, which must load the model.
+    second = pruner()
+    other = optuna.load_study(study_name=study_name, storage=study._storage, pruner=second)
+    _ask_in_bracket(other, second, 0)
+    with caplog.at_level(logging.WARNING):
+        trial = _run_curve(other, _flat(0.12, 9))
+    assert trial.state == TrialState.COMPLETE
+    assert _decision(trial, 0)["forecast"] is not None
+    assert [r["version"] for r in fit_records(other)] == [2]
+    assert any("Brittle.from_json raised KeyError" in r.message for r in caplog.records)
+
+
 def test_n_jobs_4_fits_each_key_once(tmp_path, study_name) -> None:
     pruner = SwiftHyperbandPruner(mode="paper", max_resource=27, min_train_curves=5)
     study = optuna.create_study(

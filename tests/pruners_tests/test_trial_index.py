@@ -72,7 +72,8 @@ def _histories(draw):
             st.sampled_from([None, None, (3, "pruned"), (3, "pruned"), (9, "pruned"), (3, "kept")])
         )
         finish = draw(st.integers(0, 4))  # the snapshot it finishes in; 4: never
-        trials.append((curve, record, finish))
+        failed = draw(st.sampled_from([False, False, False, True]))  # raised after its reports
+        trials.append((curve, record, finish, failed))
     return trials
 
 
@@ -81,12 +82,13 @@ def _snapshot(history, k: int) -> list[optuna.trial.FrozenTrial]:
     part of their curve."""
     shown = history[: len(history) * min(k + 1, 3) // 3]  # a third more trials each time
     out = []
-    for number, (curve, record, finish) in enumerate(shown):
+    for number, (curve, record, finish, failed) in enumerate(shown):
         done = finish <= k
         steps = sorted(curve)
         part = curve if done else {s: curve[s] for s in steps[: len(steps) * (k + 1) // 4]}
         attrs = {_records.decision_attr(1): _record(*record)} if record else {}
         state = TrialState.PRUNED if record and record[1] == "pruned" else TrialState.COMPLETE
+        state = TrialState.FAIL if failed else state
         trial = optuna.trial.create_trial(
             state=state if done else TrialState.RUNNING,
             value=0.0 if done and state == TrialState.COMPLETE else None,

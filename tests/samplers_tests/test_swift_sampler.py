@@ -129,3 +129,22 @@ def test_transparent_with_other_pruners() -> None:
     plain.optimize(_objective, n_trials=5)
     wrapped.optimize(_objective, n_trials=5)
     assert [t.params for t in plain.trials] == [t.params for t in wrapped.trials]
+
+
+@pytest.mark.parametrize(
+    "pruner",
+    [
+        lambda: SwiftHyperbandPruner(max_resource=27, min_train_curves=5),
+        lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=27),
+    ],
+)
+@pytest.mark.parametrize("forecast_aware", [False, True])
+def test_a_base_sampler_that_stops_the_study_stops_it(pruner, forecast_aware) -> None:
+    # GridSampler ends the study once its grid is done (study.stop() in after_trial): through
+    # the wrapper too, or optimize() without n_trials would run the grid for ever.
+    grid = optuna.samplers.GridSampler({"rate": [0.02, 0.05, 0.1, 0.2, 0.5]}, seed=0)
+    sampler = SwiftSampler(grid, forecast_aware=forecast_aware)
+    study = optuna.create_study(sampler=sampler, pruner=pruner())
+    study.optimize(_objective, n_trials=None, timeout=60)
+    assert len(study.trials) == 5
+    assert sorted(t.params["rate"] for t in study.trials) == [0.02, 0.05, 0.1, 0.2, 0.5]
