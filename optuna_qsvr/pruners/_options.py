@@ -166,6 +166,14 @@ class SwiftOptions:
             value = getattr(self, name)
             if not (_real(value) and 1.0 < value < math.inf):
                 raise ValueError(f"{name} must be > 1 and finite, got {value!r}")
+        # At 1 + 1/(max_resource + 1) consecutive points are at most one step apart up to
+        # max_resource: every step is a point, and a smaller ratio only costs time.
+        every_step = 1.0 + 1.0 / (self.max_resource + 1)
+        if self.checkpoint_ratio < every_step:
+            raise ValueError(
+                f"checkpoint_ratio must be at least 1 + 1/(max_resource + 1) = {every_step:.6g},"
+                f" which already makes every step a decision point; got {self.checkpoint_ratio!r}"
+            )
         if self.bracket_weights is not None:
             weights = _as_tuple(self.bracket_weights)
             finite = all(_real(w) and 0 <= w < math.inf for w in weights)

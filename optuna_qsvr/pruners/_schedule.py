@@ -11,18 +11,15 @@ from functools import cached_property
 
 def decision_points(min_resource: int, ratio: float, below: int) -> Iterator[int]:
     """The forecast mode's geometric decision points below ``below``, ascending and distinct:
-    ``ceil(min_resource * ratio**k)`` for ``k = 0, 1, ...``."""
+    ``ceil(min_resource * ratio**k)`` for ``k = 0, 1, ...``. A ratio near 1 repeats a value,
+    which is one point; the options keep the ratio at ``1 + 1/(max_resource + 1)`` or more, a
+    point at every step, so the terms counted stay few."""
     point, k = min_resource, 0
     while point < below:
         yield point
-        # The first k past this point, computed: counting k up one by one would take a
-        # billion steps per point for a ratio of 1 + 1e-9. The loops mend the float rounding.
-        last, k = k, max(k + 1, math.floor(math.log(point / min_resource, ratio)) + 1)
-        while k - 1 > last and min_resource * ratio ** (k - 1) > point:
-            k -= 1
-        while math.ceil(min_resource * ratio**k) <= point:
+        while (following := math.ceil(min_resource * ratio**k)) <= point:
             k += 1
-        point = math.ceil(min_resource * ratio**k)
+        point = following
 
 
 @dataclass(frozen=True)

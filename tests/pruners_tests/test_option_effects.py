@@ -526,7 +526,7 @@ def test_each_option_is_checked_at_its_bounds(kwargs, match) -> None:
         {"min_persistence_pairs": 3},
         {"alpha": 1e-9},
         {"alpha": 0.4999},
-        {"checkpoint_ratio": 1.0001},
+        {"checkpoint_ratio": 1 + 1 / 28},  # 1 + 1/(max_resource + 1)
         {"refit_growth": 1.0001},
         {"fit_lease_seconds": 1e-3},
         {"rungs": "hyperband"},

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from optuna_qsvr import SwiftHyperbandPruner
 from optuna_qsvr.pruners import Schedule
 from optuna_qsvr.pruners._schedule import decision_points
 
@@ -74,10 +75,16 @@ def test_decision_points_are_the_formulas_distinct_values(min_resource, ratio, b
     )
 
 
-def test_a_ratio_near_one_makes_every_step_a_point_without_counting_to_it() -> None:
-    # Counted up one k at a time, 1 + 1e-9 would take about 7e11 steps to pass epoch 1,000.
-    assert list(decision_points(1, 1 + 1e-9, 1000)) == list(range(1, 1000))
-    assert list(decision_points(3, 1 + 1e-12, 10)) == list(range(3, 10))
+def test_the_smallest_ratio_the_options_allow_makes_every_step_a_point() -> None:
+    for max_resource in (1, 2, 9, 50, 1000):
+        ratio = SwiftHyperbandPruner(
+            max_resource=max_resource, checkpoint_ratio=1 + 1 / (max_resource + 1)
+        )._options.checkpoint_ratio
+        assert list(decision_points(1, ratio, max_resource)) == list(range(1, max_resource))
+    with pytest.raises(ValueError, match=r"at least 1 \+ 1/\(max_resource \+ 1\) = 1.0196"):
+        SwiftHyperbandPruner(max_resource=50, checkpoint_ratio=1.0195)
+    with pytest.raises(ValueError, match="already makes every step a decision point"):
+        SwiftHyperbandPruner(max_resource=50, checkpoint_ratio=1 + 1e-9)
 
 
 def test_weights_of_brackets_that_do_not_exist_leave_the_others_their_trials() -> None:
