@@ -234,7 +234,7 @@ def apply_rules(rules: Sequence[DecisionRule], context: DecisionContext) -> Verd
 def _check_verdict(rule: DecisionRule, verdict: Any) -> None:
     """Raise unless ``verdict`` can go into a decision record: the record is stored as JSON,
     and a user's rule that breaks this must fail its decision, not the storage write."""
-    name = getattr(rule, "name", type(rule).__name__)
+    name = rule.name
     if not isinstance(verdict, Verdict) or not isinstance(verdict.reason, str):
         raise TypeError(f"rule {name!r} returned {verdict!r}, not a Verdict with a str reason")
     extra = verdict.extra

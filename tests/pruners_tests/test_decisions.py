@@ -337,28 +337,40 @@ class _Says:
         return self.verdict
 
 
+_NOT_A_VERDICT = "TypeError: rule 'says' returned {}, not a Verdict with a str reason"
+_NOT_STR_KEYS = "TypeError: rule 'says': Verdict.extra must map str keys to JSON values"
+_NOT_JSON = "TypeError: rule 'says': Verdict.extra is not finite JSON data: "
+_CLASH = "ValueError: Verdict.extra would overwrite the record's {}"
+
+
 @pytest.mark.parametrize(
-    "verdict",
+    ("verdict", "reason"),
     [
-        "prune",
-        Verdict(False, None),
-        Verdict(False, "no", {"decision": "kept"}),
-        Verdict(False, "no", {"reason": "another"}),
-        Verdict(True, "yes", {"forecast": 0.0}),
-        Verdict(False, "no", {1: 2}),
-        Verdict(False, "no", {"score": np.float32(0.5)}),
-        Verdict(False, "no", {"score": object()}),
-        Verdict(False, "no", {"score": math.nan}),
-        Verdict(False, "no", ["score"]),
+        ("prune", _NOT_A_VERDICT.format("'prune'")),
+        (
+            Verdict(False, None),
+            _NOT_A_VERDICT.format("Verdict(keep=False, reason=None, extra={})"),
+        ),
+        (Verdict(False, "no", {"decision": "kept"}), _CLASH.format("['decision']")),
+        (Verdict(False, "no", {"reason": "another"}), _CLASH.format("['reason']")),
+        (
+            Verdict(True, "yes", {"forecast": 0.0, "key": "k"}),
+            _CLASH.format("['forecast', 'key']"),
+        ),
+        (Verdict(False, "no", {1: 2}), _NOT_STR_KEYS),
+        (Verdict(False, "no", ["score"]), _NOT_STR_KEYS),
+        (Verdict(False, "no", {"score": np.float32(0.5)}), _NOT_JSON + "Object of type float32"),
+        (Verdict(False, "no", {"score": object()}), _NOT_JSON + "Object of type object"),
+        (Verdict(False, "no", {"score": math.nan}), _NOT_JSON + "Out of range float values"),
     ],
 )
-def test_a_verdict_that_cannot_be_recorded_falls_back_to_asha(verdict) -> None:
+def test_a_verdict_that_cannot_be_recorded_falls_back_to_asha(verdict, reason) -> None:
     # A user's rule in the paper mode: its verdict goes into a JSON record, and one that
     # cannot is the rule's failure, never the trial's.
     own = _trial(_curve(lambda s: 0.5), number=9)
     record, _, _, warned = _decide(own, BASE, rules=[_Says(verdict)])
     assert record["decision"] == "no-forecast"
-    assert record["reason"].startswith("rule failed: ")
+    assert record["reason"].startswith("rule failed: " + reason)
     assert warned == [("r9_t5", record["reason"])]
     assert (record["bracket"], record["budget"], record["key"]) == (0, 9, "r9_t5")
     _records.validate_decision(record)
