@@ -133,7 +133,7 @@ class SwiftOptions:
                 f"max_resource must be an integer number of epochs, got {self.max_resource!r}{why}"
             )
         fewest = check_int("min_train_curves", self.min_train_curves, 3)
-        if isinstance(self.max_train_curves, int) and 3 <= self.max_train_curves < fewest:
+        if isinstance(self.max_train_curves, int) and self.max_train_curves < fewest:
             raise ValueError(
                 f"max_train_curves ({self.max_train_curves}) must be at least min_train_curves"
                 f" ({fewest}): raise max_train_curves too"

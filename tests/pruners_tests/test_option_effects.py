@@ -455,13 +455,17 @@ PAPER = {"mode": "paper"}
     [
         ({"mode": "asha"}, "mode must be one of"),
         ({"max_resource": None}, "max_resource must be an integer"),
-        ({"max_resource": "auto"}, "'auto' lets workers disagree"),
+        ({"max_resource": "auto"}, r"got 'auto': 'auto' lets workers disagree on the brackets$"),
         ({"max_resource": "27"}, r"max_resource must be an integer number of epochs, got '27'$"),
         ({"min_resource": 0}, r"min_resource must be an integer >= 1, got 0"),
         ({"reduction_factor": 1}, r"reduction_factor must be an integer >= 2"),
         ({"min_resource": 28}, r"max_resource must be an integer >= 28, got 27"),
         ({"min_train_curves": 2}, r"min_train_curves must be an integer >= 3"),
         ({"min_train_curves": 20, "max_train_curves": 19}, r"max_train_curves \(19\) .* \(20\)"),
+        (
+            {"max_train_curves": 2},
+            r"^max_train_curves \(2\) must be at least min_train_curves \(15\)",
+        ),
         (
             {"min_train_curves": 300},
             r"max_train_curves \(200\) must be at least min_train_curves \(300\)",

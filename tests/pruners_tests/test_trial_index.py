@@ -204,6 +204,37 @@ def test_trials_stopped_early_in_a_rung_count_once_each_but_the_decided_one() ->
         assert counts(exclude=0) == (1, 4)
 
 
+def test_the_bar_counts_running_trials_at_the_end_but_not_the_decided_one() -> None:
+    # A running trial that reported max_resource is about to complete: its value is a final
+    # for the others' bar, never for its own. A failed one's is none.
+    def make(number, state, values):
+        t = optuna.trial.create_trial(
+            state=state,
+            value=values[9] if state == TrialState.COMPLETE else None,
+            intermediate_values=values,
+        )
+        t.number = number
+        return t
+
+    trials = [
+        make(0, TrialState.COMPLETE, {1: 0.9, 9: 0.5}),
+        make(1, TrialState.FAIL, {1: 0.9, 9: 0.05}),
+        make(2, TrialState.RUNNING, {1: 0.9, 9: 0.2}),
+        make(3, TrialState.RUNNING, {1: 0.9, 9: 0.1}),
+    ]
+    index = TrialIndex(_bracket)
+    assert index.update(trials)
+    options = SwiftHyperbandPruner(max_resource=9)._options
+    for own, bar in ((trials[3], 0.2), (trials[2], 0.1)):
+        indexed = _decisions.RungView(own, RUNGS[1], 1.0, index=index)
+        others = [t for t in trials if t.number != own.number]
+        walk = _decisions.RungView(own, RUNGS[1], 1.0, others=others, peers=[])
+        assert _decisions._final_bar(indexed, options)[0] == bar
+        assert _decisions._final_bar(walk, options)[0] == bar
+    assert index.finals(9, 1.0, 3, exclude=3) == [0.2, 0.5]
+    assert index.finals(9, 1.0, 3, exclude=0) == [0.1, 0.2]
+
+
 def test_an_index_resets_for_another_list_and_refuses_odd_numbering() -> None:
     def study(values):
         s = optuna.create_study()
