@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -44,3 +45,35 @@ def url_secrets(url: str) -> list[str]:
     except Exception:
         password = None
     return [str(password)] if password else []
+
+
+class ScrubbingFilter(logging.Filter):
+    """A handler filter that masks credentials in every record it passes, from any library:
+    at ``--log-level DEBUG`` the D-Wave client logs its request parameters, token included.
+
+    Args:
+        secrets: further strings to mask (a storage URL's password); the ``DWAVE_API_TOKEN``
+            and token-like runs always are.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets = tuple(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message, self._secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, self._secrets)
+        return True
+
+
+def scrub_logs(secrets: Iterable[str] = ()) -> None:
+    """Put a :class:`ScrubbingFilter` on every handler of the root logger."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ScrubbingFilter) for f in handler.filters):
+            handler.addFilter(ScrubbingFilter(secrets))

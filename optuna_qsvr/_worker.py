@@ -14,9 +14,11 @@ orphans too.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import logging
+import math
 import os
 import random
 import sys
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna_qsvr import _records
 from optuna_qsvr._heartbeat import HeartbeatWatch, beat_attribute
-from optuna_qsvr._secrets import redact, scrub, url_secrets
+from optuna_qsvr._secrets import redact, scrub, scrub_logs, url_secrets
 
 if TYPE_CHECKING:
     import optuna
@@ -547,7 +549,9 @@ def add_worker_arguments(parser: Any) -> None:
     )
     parser.add_argument("--study-name", required=True)
     parser.add_argument("--direction", choices=("minimize", "maximize"), required=True)
-    parser.add_argument("--budget", type=int, required=True, help="trials for the whole study")
+    parser.add_argument(
+        "--budget", type=_at_least(1), required=True, help="trials for the whole study"
+    )
     parser.add_argument(
         "--pruner",
         default="swift-svr",
@@ -556,7 +560,7 @@ def add_worker_arguments(parser: Any) -> None:
         "hyperband, sha, median, percentile, patient, i-epoch-K, oracle, none); "
         "default swift-svr",
     )
-    parser.add_argument("--reduction-factor", type=int, default=3)
+    parser.add_argument("--reduction-factor", type=_at_least(2), default=3)
     parser.add_argument(
         "--annealer",
         default=None,
@@ -564,20 +568,48 @@ def add_worker_arguments(parser: Any) -> None:
         help="annealer of swift-qsvr (default simulated); qpu/hybrid read Ocean's own config",
     )
     parser.add_argument(
-        "--epoch-seconds", type=float, default=0.0, help="sleep per replayed epoch (training)"
+        "--epoch-seconds",
+        type=_at_least(0.0, float),
+        default=0.0,
+        help="sleep per replayed epoch (training)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds this worker's config order")
-    parser.add_argument("--heartbeat-interval", type=int, default=30)
-    parser.add_argument("--grace-period", type=int, default=None)
+    parser.add_argument("--heartbeat-interval", type=_at_least(0), default=30, help="0: none")
+    parser.add_argument(
+        "--grace-period",
+        type=_at_least(1),
+        default=None,
+        help="seconds without a heartbeat before a trial counts as dead; more than the interval",
+    )
     parser.add_argument(
         "--max-outage",
-        type=float,
+        type=_at_least(0.0, float),
         default=300.0,
         metavar="SECONDS",
         help="how long the storage may stay unreachable, at start or later, before the worker "
         "gives up with exit status 2 (default 300)",
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    )
+
+
+def _at_least(minimum: float, kind: Callable[[str], Any] = int) -> Callable[[str], Any]:
+    """An argparse type: a finite number of ``kind`` at least ``minimum``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and value >= minimum):
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+        return value
+
+    return parse
 
 
 def _pruner_name(name: str) -> str:
@@ -597,7 +629,13 @@ def run_worker_command(args: Any) -> int:
     """
     import optuna
 
-    from optuna_qsvr.benchmark import CurveTable, config_sequence, make_objective, make_pruner
+    from optuna_qsvr.benchmark import (
+        CurveTable,
+        config_sequence,
+        infer_direction,
+        make_objective,
+        make_pruner,
+    )
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -606,11 +644,25 @@ def run_worker_command(args: Any) -> int:
     from optuna_qsvr.benchmark._table import bundled_tables
 
     secrets = url_secrets(args.storage)
+    scrub_logs(secrets)
     bundled = bundled_tables()
     path = args.curves
     if not os.path.exists(path) and path in bundled:
         path = str(bundled[path])
-    table = CurveTable.load(path)
+    grace, interval = args.grace_period, args.heartbeat_interval
+    if grace is not None and interval and grace <= interval:
+        # Live trials would be failed between two of their own heartbeats.
+        return _refuse(f"--grace-period {grace} must exceed --heartbeat-interval {interval}")
+    try:
+        table = CurveTable.load(path)
+        implied = infer_direction(table.metric)
+        if implied is not None and implied != args.direction:
+            raise ValueError(
+                f"--direction {args.direction} contradicts the table's metric {table.metric!r};"
+                f" pass --direction {implied}"
+            )
+    except (OSError, ValueError) as err:
+        return _refuse(str(err))
     order = config_sequence(table, args.seed, len(table))
     try:
         storage = open_storage(
@@ -655,6 +707,11 @@ def run_worker_command(args: Any) -> int:
         "worker done: study %r has %d trials in its budget", study.study_name, budget_used(study)
     )
     return 0
+
+
+def _refuse(message: str) -> int:
+    print(f"optuna-qsvr worker: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _give_up(err: Exception, url: str) -> int:

@@ -4,6 +4,7 @@ dependencies that are missing."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib import metadata
@@ -165,7 +166,7 @@ def test_missing_optional_dependency_names_the_extra(
 
 def test_missing_database_driver_names_the_extra(tmp_path) -> None:
     url = "postgresql+psycopg://optuna:not-a-real-password@127.0.0.1/none"
-    curves = next(CURVES.glob("*.csv.gz"))
+    curves = CURVES / "mlpf_delphes_sim.csv.gz"  # minimize
     worker = ["worker", "--curves", str(curves), "--storage", url, "--study-name", "s"]
     for command in (
         ["report", "--storage", url],
@@ -187,7 +188,7 @@ def test_a_missing_mysql_driver_is_one_line_without_the_password(
     tmp_path, scheme, blocked, hint
 ) -> None:
     url = f"{scheme}://bob:S3CRETpw@127.0.0.1/none"
-    curves = next(CURVES.glob("*.csv.gz"))
+    curves = CURVES / "mlpf_delphes_sim.csv.gz"  # minimize
     worker = ["worker", "--curves", str(curves), "--storage", url, "--study-name", "s"]
     for command in (
         [*worker, "--direction", "minimize", "--budget", "1"],
@@ -196,3 +197,84 @@ def test_a_missing_mysql_driver_is_one_line_without_the_password(
         done = _cli(*command, blocked=(blocked,), cwd=tmp_path)
         _one_line_error(done, f"{blocked} is not installed", hint)
         assert "S3CRETpw" not in done.stderr + done.stdout
+
+
+def test_the_worker_masks_credentials_in_every_librarys_debug_log(tmp_path) -> None:
+    # At --log-level DEBUG the D-Wave client logs its request parameters, token included;
+    # the worker's log handler masks it (and the storage URL's password) from any logger.
+    token = "DEV-0123456789abcdef0123456789abcdef01234567"
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    curves = CURVES / "cnn_digits.csv.gz"
+    code = (
+        "import logging, optuna_qsvr.benchmark as b\n"
+        "made = b.make_pruner\n"
+        "def make_pruner(*args, **kwargs):\n"
+        "    log = logging.getLogger('dwave.cloud.client.base')\n"
+        f"    log.debug('request params %s', {{'token': {token!r}}})\n"
+        f"    log.debug('as text: %s', {token!r})\n"
+        "    try:\n"
+        f"        raise RuntimeError({token!r})\n"
+        "    except RuntimeError:\n"
+        "        log.exception('solver failed')\n"
+        "    return made(*args, **kwargs)\n"
+        "b.make_pruner = make_pruner\n"
+        "from optuna_qsvr._cli import main\n"
+        f"raise SystemExit(main(['worker', '--curves', {str(curves)!r}, '--storage', {url!r},"
+        " '--study-name', 's', '--direction', 'maximize', '--budget', '1',"
+        " '--log-level', 'DEBUG']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DWAVE_API_TOKEN": token},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "request params" in done.stderr and "solver failed" in done.stderr
+    assert "Traceback" in done.stderr  # the exception's text is masked, not dropped
+    assert token not in done.stderr + done.stdout
+    assert done.stderr.count("***") >= 3
+
+
+def test_report_creates_no_table_in_a_database_that_has_none(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "mine.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    done = _cli("report", "--storage", f"sqlite:///{path}", "--study-name", "x", cwd=tmp_path)
+    _one_line_error(done, f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"notes"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--budget", "0"], "argument --budget: must be at least 1, got 0"),
+        (["--budget", "-3"], "argument --budget: must be at least 1, got -3"),
+        (["--budget", "5", "--max-outage", "-5"], "argument --max-outage: must be at least 0"),
+        (
+            ["--budget", "5", "--epoch-seconds", "nan"],
+            "argument --epoch-seconds: must be at least",
+        ),
+        (["--budget", "5", "--reduction-factor", "1"], "argument --reduction-factor: must be at"),
+        (["--budget", "5", "--log-level", "LOUD"], "argument --log-level: invalid choice: 'LOUD'"),
+        (
+            ["--budget", "5", "--heartbeat-interval", "5", "--grace-period", "1"],
+            "--grace-period 1 must exceed --heartbeat-interval 5",
+        ),
+        (["--budget", "5", "--direction", "maximize"], "pass --direction minimize"),
+        (["--budget", "5", "--curves", "no-such-table.csv"], "no-such-table.csv"),
+    ],
+)
+def test_the_worker_refuses_bad_arguments_in_one_line(tmp_path, argv, message) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    curves = CURVES / "resnet_mnist.csv.gz"  # val_loss: minimize
+    base = ["worker", "--curves", str(curves), "--storage", url, "--study-name", "s"]
+    done = _cli(*base, "--direction", "minimize", *argv, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and message in done.stderr
+    assert not (tmp_path / "w.db").exists()  # refused before the storage is opened

@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from optuna_qsvr.predictors._annealers import ANNEALER_NAMES, resolve_annealer, sample_qubo
-from optuna_qsvr.predictors._base import AnnealerTimeoutError
+from optuna_qsvr.predictors._base import AnnealerError, AnnealerTimeoutError
 from optuna_qsvr.predictors._qubo import bqm_from_matrix, decode_samples, qubo_matrix
 
 __all__ = ["QSVR"]
@@ -142,7 +142,14 @@ def _ordered_bits(sampleset: dimod.SampleSet, n_variables: int) -> np.ndarray:
             f"the annealer returned variables {labels[:5].tolist()}..., "
             f"expected the labels 0..{n_variables - 1}"
         )
-    return np.asarray(sampleset.record.sample)[:, np.argsort(labels)]
+    bits = np.asarray(sampleset.record.sample)[:, np.argsort(labels)]
+    # A QUBO's samples are 0/1: spins (+-1) or other values would decode to nonsense.
+    if not np.isin(bits, (0, 1)).all():
+        raise AnnealerError(
+            f"the annealer returned values {np.unique(bits)[:5].tolist()}, not the bits 0 and 1"
+            " of a QUBO"
+        )
+    return bits
 
 
 class QSVR(RegressorMixin, BaseEstimator):
@@ -430,6 +437,9 @@ class QSVR(RegressorMixin, BaseEstimator):
 
         bits = _ordered_bits(sampleset, bqm.num_variables)
         energies = np.asarray(sampleset.record.energy, dtype=float)
+        if not np.isfinite(energies).all():
+            # They choose the samples to combine: NaN would choose at random.
+            raise AnnealerError("the annealer returned non-finite energies")
         chosen = _lowest_distinct(bits, energies, self.n_combined)
         self.energies_.append(energies[chosen])
         record = sampleset.record

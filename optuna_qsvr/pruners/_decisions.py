@@ -13,6 +13,7 @@ import numpy as np
 from optuna.trial import TrialState
 
 from optuna_qsvr import _records
+from optuna_qsvr._secrets import scrub
 from optuna_qsvr.predictors._base import BasePredictor
 from optuna_qsvr.pruners import _crowd, _curves, _rules
 from optuna_qsvr.pruners._model_store import FIT_FAILED
@@ -333,7 +334,7 @@ def chance_record(
             if not math.isfinite(forecast):
                 raise ValueError(f"non-finite forecast {forecast}")
         except Exception as err:  # A broken predictor must never crash the trial.
-            reason = f"predictor failed: {type(err).__name__}: {err}"
+            reason = scrub(f"predictor failed: {type(err).__name__}: {err}")
             warn(record["key"], reason)
             return record | {"decision": "no-forecast", "reason": reason}
         context = _rules.DecisionContext(
@@ -485,7 +486,7 @@ def forecast_record(
         if not math.isfinite(forecast):
             raise ValueError(f"non-finite forecast {forecast}")
     except Exception as err:  # A broken predictor must never crash the trial.
-        reason = f"predictor failed: {type(err).__name__}: {err}"
+        reason = scrub(f"predictor failed: {type(err).__name__}: {err}")
         warn(key, reason)
         return dict(record, decision="no-forecast", reason=reason)
 
@@ -532,7 +533,7 @@ def forecast_record(
     try:
         return _with_verdict(record, _rules.apply_rules(options.rules, context))
     except Exception as err:  # A broken rule falls back to ASHA, like a broken predictor.
-        reason = f"rule failed: {type(err).__name__}: {err}"
+        reason = scrub(f"rule failed: {type(err).__name__}: {err}")
         warn(key, reason)
         return dict(record, decision="no-forecast", reason=reason)
 

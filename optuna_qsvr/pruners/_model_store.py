@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from optuna_qsvr import _lease, _records
+from optuna_qsvr._secrets import scrub
 from optuna_qsvr.predictors._base import BasePredictor, ModelFormatError
 from optuna_qsvr.pruners import _curves
 
@@ -138,7 +139,7 @@ class ModelStore:
         except ModelFormatError as err:
             found = None
             version = _records.next_model_version(attrs, key)
-            self._warn(study, key, f"stored predictor rejected, refitting: {err}")
+            self._warn(study, key, scrub(f"stored predictor rejected, refitting: {err}"))
         if found is not None:
             header, text = found
             version = header["version"] + 1
@@ -147,7 +148,7 @@ class ModelStore:
                 try:
                     model = self._load(header, text)
                 except ModelFormatError as err:
-                    self._warn(study, key, f"stored predictor rejected, refitting: {err}")
+                    self._warn(study, key, scrub(f"stored predictor rejected, refitting: {err}"))
                 else:
                     with self._lock:
                         models[cache_key] = _Cached(model, header)
@@ -175,7 +176,8 @@ class ModelStore:
                 study, key, version, pool, decision_step, target, sign
             )
         except Exception as err:  # Fall back to ASHA; others retry after a pause.
-            reason = f"{type(err).__name__}: {err}"
+            # Error texts reach records, the lease and the log: an annealer's may echo a token.
+            reason = scrub(f"{type(err).__name__}: {err}")
             _lease.end_claim(
                 storage,
                 study_id,

@@ -17,6 +17,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 
 from optuna_qsvr import _records
+from optuna_qsvr._secrets import scrub
 from optuna_qsvr.predictors._base import BasePredictor
 from optuna_qsvr.pruners import _crowd, _decisions, _rules
 from optuna_qsvr.pruners._model_store import ModelStore
@@ -550,7 +551,9 @@ class SwiftHyperbandPruner(BasePruner):
                         verdict = _decisions.median_rescue(view, eta)
                     return verdict
                 except Exception as err:  # Without a forecast, successive halving decides.
-                    self._warn_once(study, "rescue", f"rescue failed: {type(err).__name__}: {err}")
+                    self._warn_once(
+                        study, "rescue", scrub(f"rescue failed: {type(err).__name__}: {err}")
+                    )
                     return None
 
         record = _decisions.promotion_record(

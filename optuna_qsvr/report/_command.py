@@ -146,7 +146,8 @@ def _open(url: str) -> Any:
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         _check_file(parsed.database, "SQLite database")
     try:
-        return optuna.storages.RDBStorage(url)
+        # The report only reads: a database without Optuna's tables is not given them.
+        return optuna.storages.RDBStorage(url, skip_table_creation=True)
     except ImportError:
         raise  # a missing database driver: the command line names the extra to install
     except Exception as err:

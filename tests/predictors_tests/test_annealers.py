@@ -225,3 +225,48 @@ def test_qsvr_propagates_annealer_errors():
         QSVR(annealer=SleepingSampler(1.0), K=1, timeout=0.2).fit(X[:2], y[:2])
     with pytest.raises(InvalidParameterError, match="'nope'"):
         QSVR(annealer="nope").fit(X, y)
+
+
+class _Garbling(dimod.Sampler):
+    """Answers with the ExactSolver's samples, then garbles them as a broken solver might."""
+
+    parameters: ClassVar[dict[str, Any]] = {}
+    properties: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    def sample(self, bqm, **kwargs):
+        exact = dimod.ExactSolver().sample(bqm)
+        samples = exact.record.sample.astype(int)
+        energies = exact.record.energy.astype(float)
+        if self.how == "nan":
+            energies[:] = np.nan
+        elif self.how == "inf":
+            energies[0] = np.inf
+        elif self.how == "spin":
+            samples = 2 * samples - 1
+        elif self.how == "seven":
+            samples[0, 0] = 7
+        return dimod.SampleSet.from_samples(
+            (samples, list(bqm.variables)), "BINARY", energy=energies
+        )
+
+
+@pytest.mark.parametrize(
+    ("how", "match"),
+    [
+        ("nan", "non-finite energies"),
+        ("inf", "non-finite energies"),
+        ("spin", r"values \[-1, 1\], not the bits 0 and 1"),
+        ("seven", r"values \[0, 1, 7\], not the bits 0 and 1"),
+    ],
+)
+def test_a_garbled_sample_set_fails_the_fit(how, match):
+    # NaN energies would choose the samples to combine at random, and spins or other values
+    # decode to dual coefficients no QUBO holds: the fit fails, so the pruner falls back.
+    X = np.linspace(0, 1, 3)[:, None]
+    y = X[:, 0] ** 2
+    with pytest.raises(AnnealerError, match=match):
+        QSVR(annealer=_Garbling(how), K=2).fit(X, y)
+    QSVR(annealer=_Garbling("none"), K=2).fit(X, y)  # the same answers, ungarbled, fit

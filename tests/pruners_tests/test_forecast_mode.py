@@ -4,6 +4,7 @@ and the bracket weights, on real studies with a transparent predictor."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import numpy as np
@@ -240,6 +241,33 @@ def test_a_failed_fit_is_recorded_on_the_trials_hyperband_then_decides(study_nam
     fresh = optuna.create_study(pruner=_pruner(predictor=FailingFit()))
     _in_bracket(fresh, fresh.pruner, 0)
     assert not _records.decisions(_trial(fresh, _flat(0.5, 9)).system_attrs)
+
+
+def test_a_failed_fits_token_reaches_no_record_lease_or_log(caplog, monkeypatch) -> None:
+    # An annealer's error may echo the request's token (an AnnealerError is passed on as it
+    # is): the reason is masked before it is recorded on trials, the lease, and the log.
+    token = "DEV-0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("DWAVE_API_TOKEN", token)
+
+    class Leaky(LastValuePredictor):
+        def fit(self, curves, targets, params=None):
+            raise RuntimeError(f"401 for {{'token': '{token}'}}")
+
+    pruner = _pruner(predictor=Leaky())
+    study = optuna.create_study(pruner=pruner)
+    with caplog.at_level(logging.WARNING):
+        for value in (0.10, 0.20, 0.30, 0.90):
+            _in_bracket(study, pruner, 0)
+            last = _trial(study, _flat(value, 9))
+    (record,) = _records.decisions(last.system_attrs).values()
+    assert record["reason"].startswith("predictor fit failed: RuntimeError: 401 for {'token': ")
+    everything = (
+        caplog.text
+        + repr(study._storage.get_study_system_attrs(study._study_id))
+        + repr([(t.system_attrs, t.user_attrs) for t in study.trials])
+    )
+    assert "predictor fit failed" in caplog.text and "***" in everything
+    assert token not in everything
 
 
 def test_rescue_promotes_a_late_bloomer_that_asha_stops(study_name) -> None:
