@@ -55,6 +55,17 @@ class BrokenPredictor(LastValuePredictor):
         raise RuntimeError("annealer exploded")
 
 
+def _paper_pruner(predictor: BasePredictor, min_train_curves: int) -> SwiftHyperbandPruner:
+    """The paper mode at R=9, every decision a forecast (no full trainings)."""
+    return SwiftHyperbandPruner(
+        mode="paper",
+        max_resource=9,
+        min_train_curves=min_train_curves,
+        full_fraction=0.0,
+        predictor=predictor,
+    )
+
+
 def _add_complete(study: optuna.Study, value: float, steps: int) -> None:
     add_complete(study, _flat(value, steps))
 
@@ -297,13 +308,7 @@ def test_a_from_json_that_raises_anything_is_a_rejected_record(caplog, study_nam
             raise KeyError("offset")
 
     def pruner() -> SwiftHyperbandPruner:
-        return SwiftHyperbandPruner(
-            mode="paper",
-            max_resource=9,
-            min_train_curves=3,
-            full_fraction=0.0,
-            predictor=Brittle(),
-        )
+        return _paper_pruner(Brittle(), min_train_curves=3)
 
     first = pruner()
     study = optuna.create_study(study_name=study_name, pruner=first)
@@ -490,13 +495,7 @@ def test_a_copied_or_unpickled_pruner_starts_afresh_with_its_own_lease_owner() -
         return any("reported step 0" in str(w.message) for w in caught)
 
     def new() -> SwiftHyperbandPruner:
-        return SwiftHyperbandPruner(
-            mode="paper",
-            max_resource=9,
-            min_train_curves=4,
-            full_fraction=0.0,
-            predictor=LastValuePredictor(),
-        )
+        return _paper_pruner(LastValuePredictor(), min_train_curves=4)
 
     used = new()
     expected = play(used)
