@@ -486,6 +486,11 @@ PAPER = {"mode": "paper"}
         ({"checkpoint_ratio": 1.0}, "checkpoint_ratio must be > 1"),
         ({"checkpoint_ratio": "2"}, "checkpoint_ratio must be > 1"),
         ({"checkpoint_ratio": math.inf}, "checkpoint_ratio must be > 1 and finite, got inf"),
+        (
+            {"checkpoint_ratio": 1.0357},
+            r"^checkpoint_ratio must be at least 1 \+ 1/\(max_resource \+ 1\) = 1.03571, which"
+            r" already makes every step a decision point; got 1.0357$",
+        ),
         ({"refit_growth": 1.0}, "refit_growth must be > 1"),
         ({"refit_growth": math.inf}, "refit_growth must be > 1 and finite"),
         ({"residual_target": "yes"}, "residual_target must be True or False, got 'yes'"),
