@@ -88,7 +88,8 @@ def report_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
             report["rungs"],
             _RUNG_COLUMNS,
             "full: trained on without a forecast (training curves, threshold); "
-            "no-forecast: no predictor yet, successive halving decides.",
+            "no-forecast: no model yet, or a forecast, fit or rule that failed (each record"
+            " says which); successive halving decides.",
         ),
         _table(
             "Predictor fits",
