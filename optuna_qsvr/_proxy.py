@@ -20,7 +20,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 
 from optuna_qsvr import _records
 from optuna_qsvr._heartbeat import HeartbeatWatch, beat_attribute
-from optuna_qsvr._secrets import redact, scrub, url_secrets
+from optuna_qsvr._secrets import ScrubbingFilter, redact, scrub, url_secrets
 
 _logger = logging.getLogger("optuna_qsvr.proxy")
 
@@ -187,17 +187,6 @@ def add_proxy_arguments(parser: Any) -> None:
     parser.add_argument("--log-level", default="INFO")
 
 
-class _ScrubbingFormatter(logging.Formatter):
-    """Masks the database password in every log line, gRPC's tracebacks included."""
-
-    def __init__(self, fmt: str, secrets: list[str]) -> None:
-        super().__init__(fmt)
-        self._secrets = secrets
-
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record), self._secrets)
-
-
 def run_proxy_command(args: Any) -> int:
     """``optuna-qsvr proxy``: serve one database to workers through Optuna's gRPC proxy.
 
@@ -213,9 +202,9 @@ def run_proxy_command(args: Any) -> int:
 
     secrets = url_secrets(args.storage)
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        _ScrubbingFormatter("%(asctime)s %(name)s %(levelname)s %(message)s", secrets)
-    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    # The database password and any token, in every line, gRPC's tracebacks included.
+    handler.addFilter(ScrubbingFilter(secrets))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler], force=True)
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()

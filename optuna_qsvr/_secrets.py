@@ -69,6 +69,8 @@ class ScrubbingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = scrub(record.exc_text, self._secrets)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info, self._secrets)
         return True
 
 
