@@ -629,13 +629,7 @@ def run_worker_command(args: Any) -> int:
     """
     import optuna
 
-    from optuna_qsvr.benchmark import (
-        CurveTable,
-        config_sequence,
-        infer_direction,
-        make_objective,
-        make_pruner,
-    )
+    from optuna_qsvr.benchmark import CurveTable, config_sequence, make_objective, make_pruner
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -655,12 +649,7 @@ def run_worker_command(args: Any) -> int:
         return _refuse(f"--grace-period {grace} must exceed --heartbeat-interval {interval}")
     try:
         table = CurveTable.load(path)
-        implied = infer_direction(table.metric)
-        if implied is not None and implied != args.direction:
-            raise ValueError(
-                f"--direction {args.direction} contradicts the table's metric {table.metric!r};"
-                f" pass --direction {implied}"
-            )
+        table.check_direction(args.direction)
     except (OSError, ValueError) as err:
         return _refuse(str(err))
     order = config_sequence(table, args.seed, len(table))

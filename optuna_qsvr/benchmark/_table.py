@@ -414,6 +414,11 @@ class CurveTable:
                 f"{self.source}: {n_trials} trials asked for but the table has only "
                 f"{len(self)} configurations; pass --n-trials {len(self)} or fewer"
             )
+        self.check_direction(direction)
+
+    def check_direction(self, direction: str) -> None:
+        """Raise :class:`CurveTableError` when :attr:`metric`'s name implies the other
+        direction (see :func:`infer_direction`); a name that implies none passes."""
         implied = infer_direction(self.metric)
         if implied is not None and implied != _direction(direction):
             raise CurveTableError(
